@@ -1,0 +1,3 @@
+from bootvol.cli.app import main
+
+main()

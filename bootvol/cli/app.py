@@ -1,0 +1,65 @@
+"""The `bootvol` command: global options, sub-command groups, and error → exit code."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import click
+import typer
+from rich.logging import RichHandler
+
+from bootvol.cli import cache, demo, flexvol, image, output, volume
+from bootvol.cli.context import state
+from bootvol.config import CONFIG_ENV_VAR
+from bootvol.errors import BootvolError
+
+app = typer.Typer(
+    help="bootvol: boot volumes from images in milliseconds (image cache, file clones, "
+    "copy offload, download only as a last resort).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(image.app, name="image")
+app.add_typer(volume.app, name="volume")
+app.add_typer(cache.app, name="cache")
+app.add_typer(flexvol.app, name="flexvol")
+app.command("demo")(demo.demo)
+
+
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    config: Path | None = typer.Option(
+        None, "--config", envvar=CONFIG_ENV_VAR, help="Config file (TOML).", dir_okay=False
+    ),
+    data_dir: Path | None = typer.Option(
+        None, "--data-dir", help="Data folder for the embedded default [./bootvol-data]."
+    ),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log each step."),
+) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(message)s",
+        handlers=[RichHandler(console=output.errors, show_path=False)],
+    )
+    cli_state = state(ctx)
+    cli_state.config = config
+    cli_state.data_dir = data_dir
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=False)
+    except BootvolError as exc:
+        output.errors.print(f"[bold red]error:[/bold red] {exc.message}", highlight=False)
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        output.errors.print("aborted")
+        sys.exit(130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:  # usage errors carry their own exit code
+        exc.show()
+        sys.exit(exc.exit_code)

@@ -1,0 +1,232 @@
+"""The TOML configuration file → typed, validated settings.
+
+Where the file comes from, first match wins: ``--config FILE``, ``$BOOTVOL_CONFIG``, then
+``<data-dir>/bootvol.toml``, which is written with the embedded default (one cluster, one SVM,
+FlexVols ``images``, ``vol_a`` and ``vol_b`` as folders of the data folder) on first use.
+
+A file that does not parse or does not validate is refused with its path, the line of the
+offending key when it can be found, and the reason.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, Self
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from bootvol.errors import ConfigError
+
+CONFIG_FILE_NAME = "bootvol.toml"
+CONFIG_ENV_VAR = "BOOTVOL_CONFIG"
+DEFAULT_DATA_DIR = Path("bootvol-data")
+
+
+class CloneMethod(enum.StrEnum):
+    """How a volume is cut from a cached image (``clone_method`` in the config)."""
+
+    AUTO = "auto"  # reflink where the filesystem can, else qcow2 overlay, else sparse copy
+    REFLINK = "reflink"
+    QCOW2 = "qcow2"
+    COPY = "copy"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CacheSettings(_Strict):
+    """NetApp's cache cleaner thresholds, same names and defaults as the Cinder NFS driver."""
+
+    thres_avl_size_perc_start: int = Field(20, ge=0, le=100)
+    thres_avl_size_perc_stop: int = Field(60, ge=0, le=100)
+    expiry_thres_minutes: int = Field(720, ge=0)
+    clean_interval_seconds: int = Field(300, gt=0)
+
+    @model_validator(mode="after")
+    def _start_below_stop(self) -> Self:
+        if self.thres_avl_size_perc_start >= self.thres_avl_size_perc_stop:
+            raise ValueError(
+                "thres_avl_size_perc_start must be lower than thres_avl_size_perc_stop "
+                f"(got {self.thres_avl_size_perc_start} and {self.thres_avl_size_perc_stop})"
+            )
+        return self
+
+
+class ClusterSettings(_Strict):
+    name: str = Field(min_length=1)
+    version: str = Field(pattern=r"^\d+(\.\d+)*$")
+
+
+class SvmSettings(_Strict):
+    name: str = Field(min_length=1)
+    cluster: str
+    vstorage: bool = False
+
+
+class FlexVolSettings(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    svm: str
+    path: Path
+    volumes: bool = True
+
+
+class Settings(_Strict):
+    data_dir: Path
+    image_store: str
+    copy_offload: bool = True
+    clone_method: CloneMethod = CloneMethod.AUTO
+    database_url: str | None = None
+    cache: CacheSettings = CacheSettings()
+    cluster: list[ClusterSettings] = Field(min_length=1)
+    svm: list[SvmSettings] = Field(min_length=1)
+    flexvol: list[FlexVolSettings] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _references_resolve(self) -> Self:
+        _require_unique("cluster", [c.name for c in self.cluster])
+        _require_unique("svm", [s.name for s in self.svm])
+        _require_unique("flexvol", [f.name for f in self.flexvol])
+        clusters = {c.name for c in self.cluster}
+        for svm in self.svm:
+            if svm.cluster not in clusters:
+                raise ValueError(f"svm {svm.name!r} names unknown cluster {svm.cluster!r}")
+        svms = {s.name for s in self.svm}
+        for flexvol in self.flexvol:
+            if flexvol.svm not in svms:
+                raise ValueError(f"flexvol {flexvol.name!r} names unknown svm {flexvol.svm!r}")
+        if self.image_store not in {f.name for f in self.flexvol}:
+            raise ValueError(f"image_store {self.image_store!r} is not a [[flexvol]] name")
+        if not any(f.volumes for f in self.flexvol):
+            raise ValueError("no FlexVol holds volumes: set volumes = true on at least one")
+        return self
+
+    @property
+    def database_path(self) -> Path:
+        return self.data_dir / "bootvol.sqlite"
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.database_path}"
+
+
+def _require_unique(kind: str, names: list[str]) -> None:
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise ValueError(f"two [[{kind}]] entries are named {name!r}")
+        seen.add(name)
+
+
+def default_config_text(data_dir: Path) -> str:
+    """The embedded default: one cluster, one SVM with vstorage, three FlexVols as folders."""
+    flexvols = data_dir.resolve() / "flexvols"
+    blocks = "".join(
+        f'\n[[flexvol]]\nname = "{name}"\nsvm = "svm1"\npath = "{flexvols / name}"\n'
+        for name in ("images", "vol_a", "vol_b")
+    )
+    return f"""\
+# bootvol configuration (written on first use; edit freely).
+data_dir = "{data_dir.resolve()}"   # SQLite database and state
+image_store = "images"             # the FlexVol that holds uploaded images
+copy_offload = true
+clone_method = "auto"              # auto | reflink | qcow2 | copy
+
+[cache]
+thres_avl_size_perc_start = 20
+thres_avl_size_perc_stop = 60
+expiry_thres_minutes = 720
+
+[[cluster]]
+name = "cluster1"
+version = "9.14.1"
+
+[[svm]]
+name = "svm1"
+cluster = "cluster1"
+vstorage = true
+{blocks}"""
+
+
+def resolve_config_path(*, config: Path | None, data_dir: Path | None) -> Path:
+    """Pick the config file; write the embedded default when none exists yet."""
+    if config is not None:
+        return config
+    from_env = os.environ.get(CONFIG_ENV_VAR)
+    if from_env:
+        return Path(from_env)
+    data_dir = data_dir or DEFAULT_DATA_DIR
+    path = data_dir / CONFIG_FILE_NAME
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".toml.tmp")
+        tmp.write_text(default_config_text(data_dir))
+        tmp.replace(path)
+    return path
+
+
+def load_settings(path: Path) -> Settings:
+    """Parse and validate one config file; raise ConfigError with line and reason."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    # Relative paths in the file are relative to the file, not to the caller's cwd.
+    raw.setdefault("data_dir", str(path.parent))
+    try:
+        settings = Settings.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        line = _line_of(text, first["loc"])
+        where = f"{path}, line {line}" if line else str(path)
+        field = ".".join(str(part) for part in first["loc"]) or "(top level)"
+        raise ConfigError(f"{where}: {field}: {first['msg']}") from exc
+    return _anchor_paths(settings, path.parent)
+
+
+def _anchor_paths(settings: Settings, base: Path) -> Settings:
+    flexvols = [f.model_copy(update={"path": (base / f.path).resolve()}) for f in settings.flexvol]
+    return settings.model_copy(
+        update={"data_dir": (base / settings.data_dir).resolve(), "flexvol": flexvols}
+    )
+
+
+_TABLE = re.compile(r"^\s*\[\[?\s*([A-Za-z0-9_.]+)\s*\]\]?\s*$")
+
+
+def _line_of(text: str, loc: tuple[Any, ...]) -> int | None:
+    """Best effort: the 1-based line of the key a validation error points at."""
+    table, index, key = None, None, None
+    parts = list(loc)
+    if parts and isinstance(parts[0], str) and len(parts) >= 2 and isinstance(parts[1], int):
+        table, index = parts[0], parts[1]
+        key = parts[2] if len(parts) > 2 and isinstance(parts[2], str) else None
+    elif len(parts) >= 2 and isinstance(parts[0], str) and isinstance(parts[1], str):
+        table, key = parts[0], parts[1]
+    elif parts and isinstance(parts[0], str):
+        key = parts[0]
+    current, seen = None, -1
+    header_line = None
+    for number, line in enumerate(text.splitlines(), start=1):
+        match = _TABLE.match(line)
+        if match:
+            current = match.group(1)
+            if current == table:
+                seen += 1
+                if index is None or seen == index:
+                    header_line = number
+            continue
+        in_place = (table is None and current is None) or (
+            current == table and (index is None or seen == index)
+        )
+        if in_place and key and re.match(rf"^\s*{re.escape(key)}\s*=", line):
+            return number
+    return header_line

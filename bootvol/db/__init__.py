@@ -1,0 +1,1 @@
+"""Metadata storage: SQLAlchemy models, the session factory and Alembic migrations."""

@@ -1,0 +1,38 @@
+"""Wiring: one object that holds settings, database, storage and services for a process."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from bootvol.config import Settings, load_settings, resolve_config_path
+from bootvol.db.session import SessionFactory, open_database
+from bootvol.images.service import ImageService
+from bootvol.images.store import ImageStore
+from bootvol.storage.topology import Topology
+from bootvol.volumes.service import VolumeService
+
+
+@dataclass
+class Bootvol:
+    settings: Settings
+    config_path: Path
+    sessions: SessionFactory
+    topology: Topology
+    images: ImageService
+    volumes: VolumeService
+
+
+def open_bootvol(*, config: Path | None = None, data_dir: Path | None = None) -> Bootvol:
+    """Load the config (writing the embedded default on first use) and open everything."""
+    config_path = resolve_config_path(config=config, data_dir=data_dir)
+    settings = load_settings(config_path)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    topology = Topology.from_settings(settings)
+    for flexvol in topology:
+        flexvol.ensure()
+        flexvol.remove_stale_scratch()  # left by a process that died mid-operation
+    sessions = open_database(settings.effective_database_url)
+    images = ImageService(sessions=sessions, store=ImageStore(topology.get(settings.image_store)))
+    volumes = VolumeService(sessions=sessions, topology=topology, images=images, settings=settings)
+    return Bootvol(settings, config_path, sessions, topology, images, volumes)
