@@ -15,6 +15,7 @@ from bootvol.images.local_server import LocalFileServer
 from bootvol.images.sample import make_qcow2, make_raw
 from bootvol.images.service import ImageCreate
 from bootvol.runtime import Bootvol
+from bootvol.volumes.content import file_sha256, volume_sha256
 from bootvol.volumes.service import VolumeCreate
 
 MiB = 1 << 20
@@ -54,7 +55,8 @@ def demo(
                 DemoStep("copy offload (raw image in another FlexVol)", "raw", near),
                 DemoStep("copy offload (qcow2: converted after the copy)", "qcow2", far),
             ]
-            expected = _sha256(raw)
+            raw_size = raw.stat().st_size
+            expected = file_sha256(raw)
             rows, created = [], []
             for step in steps:
                 volume = app.volumes.create(
@@ -77,7 +79,10 @@ def demo(
                         "seconds": provisioning.get("seconds"),
                         "host_bytes": provisioning.get("host_bytes"),
                         "content_ok": volume.file is not None
-                        and _volume_sha256(volume.file, volume.file_format, raw) == expected,
+                        and volume_sha256(
+                            Path(volume.file), file_format=volume.file_format, length=raw_size
+                        )
+                        == expected,
                         "message": volume.message,
                     }
                 )
@@ -127,35 +132,3 @@ def _register_images(app: Bootvol, work: Path, server: LocalFileServer) -> dict[
         )
     )
     return {"raw": raw.id, "qcow2": qcow2.id, "remote": remote.id}
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as source:
-        while chunk := source.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _volume_sha256(file: str, file_format: str, raw: Path) -> str:
-    """Hash the volume's first ``raw``-size bytes as a guest would read them."""
-    size = raw.stat().st_size
-    if file_format == "raw":
-        with open(file, "rb") as source:
-            digest = hashlib.sha256()
-            remaining = size
-            while remaining and (chunk := source.read(min(1 << 20, remaining))):
-                digest.update(chunk)
-                remaining -= len(chunk)
-            return digest.hexdigest()
-    with tempfile.TemporaryDirectory() as folder:
-        flat = Path(folder) / "flat.raw"
-        from bootvol.storage import qemu_img
-
-        qemu_img.run(
-            ["convert", "-q", "-f", file_format, "-O", "raw", file, str(flat)],
-            limits=qemu_img.CONVERT_LIMITS,
-        )
-        with open(flat, "r+b") as handle:
-            handle.truncate(size)
-        return _sha256(flat)

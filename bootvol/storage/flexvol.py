@@ -104,6 +104,10 @@ class FlexVol:
             return False
         return True
 
+    def shares_filesystem_with(self, other: FlexVol) -> bool:
+        """True when both live on one filesystem, where copies become reflinks."""
+        return self.path.stat().st_dev == other.path.stat().st_dev
+
     def files(self, prefix: str) -> Iterator[Path]:
         return (p for p in self.path.glob(f"{prefix}*") if p.is_file())
 

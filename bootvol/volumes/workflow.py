@@ -174,6 +174,8 @@ class Workflow:
         ]
         if not holders:
             raise _Skip("no other FlexVol caches the image")
+        # A holder on the destination's own filesystem copies by reflink: try it first.
+        holders.sort(key=lambda f: not f.shares_filesystem_with(target.flexvol))
         refusals = []
         for holder in holders:
             decision = self.topology.offload_decision(holder, target.flexvol)

@@ -1,0 +1,37 @@
+"""Reading a volume as a guest would see it, to compare contents across provisioning paths."""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from pathlib import Path
+
+from bootvol.storage import qemu_img
+
+
+def file_sha256(path: Path, *, length: int | None = None) -> str:
+    """SHA-256 of the first ``length`` bytes of a file (all of it when None)."""
+    digest = hashlib.sha256()
+    remaining = length if length is not None else -1
+    with open(path, "rb") as source:
+        while remaining != 0:
+            chunk = source.read(1 << 20 if remaining < 0 else min(1 << 20, remaining))
+            if not chunk:
+                break
+            digest.update(chunk)
+            if remaining > 0:
+                remaining -= len(chunk)
+    return digest.hexdigest()
+
+
+def volume_sha256(path: Path, *, file_format: str, length: int) -> str:
+    """SHA-256 of a volume's first ``length`` guest-visible bytes (qcow2 read through qemu)."""
+    if file_format == "raw":
+        return file_sha256(path, length=length)
+    with tempfile.TemporaryDirectory(prefix="bootvol-flat-") as folder:
+        flat = Path(folder) / "flat.raw"
+        qemu_img.run(
+            ["convert", "-q", "-f", file_format, "-O", "raw", str(path), str(flat)],
+            limits=qemu_img.CONVERT_LIMITS,
+        )
+        return file_sha256(flat, length=length)

@@ -1,0 +1,93 @@
+"""Helpers shared by the tests: the CI-aware skip, the Estate a test drives, configs."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from bootvol.images.local_server import LocalFileServer
+from bootvol.images.sample import make_qcow2, make_raw
+from bootvol.runtime import Bootvol
+from bootvol.storage.loopback import loopback_unavailable
+
+MiB = 1 << 20
+BOOTVOL = [sys.executable, "-m", "bootvol"]
+
+
+def require_loopback() -> None:
+    reason = loopback_unavailable()
+    if reason is None:
+        return
+    for tool in ("qemu-img", "strace", "prlimit"):
+        if shutil.which(tool) is None:
+            reason = f"{tool} is not installed"
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"loopback filesystems are required under CI: {reason}")
+    pytest.skip(f"loopback filesystems unavailable: {reason}")
+
+
+@dataclass
+class Estate:
+    """A bootvol instance on test FlexVols, and what a test needs to drive it."""
+
+    app: Bootvol
+    config: Path
+    flexvols: dict[str, Path]
+    workdir: Path
+    server: LocalFileServer
+    cleanups: list[Callable[[], None]] = field(default_factory=list)
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [*BOOTVOL, "--config", str(self.config), *args],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"bootvol {' '.join(args)} failed:\n{result.stderr}")
+        return result
+
+    def sample(self, name: str, *, size_mib: int = 16, seed: int = 1) -> Path:
+        """A sparse raw sample disk in the served folder (http://…/name)."""
+        return make_raw(self.workdir / name, size_bytes=size_mib * MiB, seed=seed)
+
+    def sample_qcow2(self, raw: Path, name: str) -> Path:
+        return make_qcow2(raw, self.workdir / name)
+
+    def url(self, name: str) -> str:
+        return self.server.url_for(name)
+
+
+def write_config(
+    path: Path,
+    *,
+    data_dir: Path,
+    flexvols: dict[str, tuple[str, Path]],
+    svms: dict[str, tuple[str, bool]],
+    clusters: dict[str, str],
+    extra: str = "",
+) -> Path:
+    """flexvols: name → (svm, path); svms: name → (cluster, vstorage); clusters: name → version."""
+    lines = [f'data_dir = "{data_dir}"', 'image_store = "images"', extra, ""]
+    for name, version in clusters.items():
+        lines += ["[[cluster]]", f'name = "{name}"', f'version = "{version}"', ""]
+    for name, (cluster, vstorage) in svms.items():
+        lines += [
+            "[[svm]]",
+            f'name = "{name}"',
+            f'cluster = "{cluster}"',
+            f"vstorage = {'true' if vstorage else 'false'}",
+            "",
+        ]
+    for name, (svm, folder) in flexvols.items():
+        lines += ["[[flexvol]]", f'name = "{name}"', f'svm = "{svm}"', f'path = "{folder}"', ""]
+    path.write_text("\n".join(lines))
+    return path
