@@ -42,12 +42,16 @@ def stream_to_file(
             for chunk in chunks:
                 if not chunk:
                     continue
-                out.write(chunk)
+                if chunk == bytes(len(chunk)):
+                    out.seek(len(chunk), os.SEEK_CUR)  # keep zeros as a hole, as qemu-img does
+                else:
+                    out.write(chunk)
                 md5.update(chunk)
                 sha512.update(chunk)
                 size += len(chunk)
                 if progress is not None:
                     progress(len(chunk))
+            out.truncate(size)  # a trailing hole is not written: set the size
             out.flush()
             os.fsync(out.fileno())
     except OSError as exc:

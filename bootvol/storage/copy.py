@@ -105,6 +105,9 @@ def sparse_copy(source: Path, destination: Path, *, allow_user_space: bool = Tru
         raise StorageError(f"cannot create {destination}: {exc.strerror}") from exc
     try:
         size = os.fstat(src_fd).st_size
+        # Size the file first: writes inside EOF get no speculative preallocation (XFS would
+        # otherwise allocate the holes between data segments and lose the sparseness).
+        os.ftruncate(dst_fd, size)
         method = CopyMethod.COPY_FILE_RANGE
         copied = host_bytes = 0
         for start, length in data_segments(src_fd, size):
@@ -112,7 +115,6 @@ def sparse_copy(source: Path, destination: Path, *, allow_user_space: bool = Tru
             copied += length
             if method is CopyMethod.USER_SPACE:
                 host_bytes += moved
-        os.ftruncate(dst_fd, size)  # trailing hole, and the exact size
         os.fsync(dst_fd)
         return CopyResult(method=method, bytes_copied=copied, host_bytes=host_bytes)
     except BaseException as exc:

@@ -22,6 +22,7 @@ Layout inside the FlexVol folder::
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import os
 from collections.abc import Iterator
@@ -111,7 +112,26 @@ class FlexVol:
     def files(self, prefix: str) -> Iterator[Path]:
         return (p for p in self.path.glob(f"{prefix}*") if p.is_file())
 
-    def space(self) -> Space:
+    def space(self, *, settled: bool = False) -> Space:
+        """Capacity and available space; ``settled`` first waits for pending frees.
+
+        XFS and btrfs release the blocks of a deleted file in the background, so statvfs
+        right after an unlink can still count them. syncfs(2) pushes that work, and one call
+        is not always enough (XFS frees in a later log transaction): repeat until two
+        readings agree.
+        """
+        if not settled:
+            return self._statvfs()
+        previous = None
+        for _ in range(8):
+            _syncfs(self.path)
+            current = self._statvfs()
+            if current == previous:
+                break
+            previous = current
+        return current
+
+    def _statvfs(self) -> Space:
         try:
             stats = os.statvfs(self.path)
         except OSError as exc:
@@ -147,6 +167,19 @@ class FlexVol:
                 os.truncate(path, size_bytes)
         except OSError as exc:
             raise StorageError(f"cannot extend {path} to {size_bytes} bytes: {exc}") from exc
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _syncfs(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        if _libc.syncfs(fd) != 0:
+            error = ctypes.get_errno()
+            raise StorageError(f"syncfs {path}: {os.strerror(error)}")
+    finally:
+        os.close(fd)
 
 
 def filesystem_type(path: Path) -> str:

@@ -47,7 +47,7 @@ def clean_flexvol(
         reverse=True,
     )
     for entry in candidates:
-        if flexvol.space().available_percent >= settings.thres_avl_size_perc_stop:
+        if flexvol.space(settled=True).available_percent >= settings.thres_avl_size_perc_stop:
             break
         if cache.evict(entry):
             report.evicted.append(entry.image_id)
@@ -61,7 +61,7 @@ def clean_flexvol(
             )
         else:
             log.info("cache cleaner: %s is in use, kept", entry.path.name)
-    report.available_percent_after = flexvol.space().available_percent
+    report.available_percent_after = flexvol.space(settled=True).available_percent
     return report
 
 
