@@ -213,6 +213,7 @@ def _line_of(text: str, loc: tuple[Any, ...]) -> int | None:
         table, key = parts[0], parts[1]
     elif parts and isinstance(parts[0], str):
         key = parts[0]
+        table = key  # a whole table ([cache]) is refused: point at its header
     current, seen = None, -1
     header_line = None
     for number, line in enumerate(text.splitlines(), start=1):
@@ -224,7 +225,7 @@ def _line_of(text: str, loc: tuple[Any, ...]) -> int | None:
                 if index is None or seen == index:
                     header_line = number
             continue
-        in_place = (table is None and current is None) or (
+        in_place = (current is None and (table is None or table == key)) or (
             current == table and (index is None or seen == index)
         )
         if in_place and key and re.match(rf"^\s*{re.escape(key)}\s*=", line):
