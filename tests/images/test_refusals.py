@@ -51,7 +51,7 @@ def test_qcow2_with_external_data_file_is_refused(estate: Estate) -> None:
         str(image),
         "16M",
     )
-    with pytest.raises(ImageRefused, match="data.file|data_file"):
+    with pytest.raises(ImageRefused, match=r"data.file|data_file"):
         estate.app.images.create_from_file(ImageCreate(name="e", disk_format="qcow2"), image)
     assert leftovers(estate) == []
 
