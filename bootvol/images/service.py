@@ -14,11 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-from sqlalchemy import select
-
 from bootvol.db.models import ImageRecord, ImageStatus
+from bootvol.db.records import Records
 from bootvol.db.session import SessionFactory
-from bootvol.errors import BootvolError, Conflict, InvalidRequest, NotFound
+from bootvol.errors import BootvolError, Conflict, InvalidRequest
 from bootvol.images.inspect import DISK_FORMATS
 from bootvol.images.store import ImageStore
 from bootvol.images.transfer import HASH_ALGO, Progress, read_chunks
@@ -41,7 +40,7 @@ class ImageCreate:
 
 class ImageService:
     def __init__(self, *, sessions: SessionFactory, store: ImageStore) -> None:
-        self._sessions = sessions
+        self._records = Records(sessions, ImageRecord, kind="image")
         self.store = store
 
     def create(self, request: ImageCreate) -> ImageRecord:
@@ -56,8 +55,7 @@ class ImageService:
             size=request.size,
             checksum=request.checksum,
         )
-        with self._sessions.begin() as session:
-            session.add(record)
+        self._records.add(record)
         log.info("image %s (%s) created, status %s", record.id, record.name, record.status)
         return record
 
@@ -80,12 +78,12 @@ class ImageService:
                 progress=progress,
             )
         except BootvolError as exc:
-            self._update(image_id, status=ImageStatus.KILLED, message=exc.message)
+            self._records.update(image_id, status=ImageStatus.KILLED, message=exc.message)
             raise
         except BaseException:
-            self._update(image_id, status=ImageStatus.KILLED, message="upload interrupted")
+            self._records.update(image_id, status=ImageStatus.KILLED, message="upload interrupted")
             raise
-        return self._update(
+        return self._records.update(
             image_id,
             status=ImageStatus.ACTIVE,
             location=str(stored.path),
@@ -107,61 +105,31 @@ class ImageService:
                 record.id, _read_file(path), expected_size=path.stat().st_size, progress=progress
             )
         except BaseException:
-            self._delete_record(record.id)
+            self._records.delete(record.id)
             raise
 
     def list(self) -> list[ImageRecord]:
-        with self._sessions() as session:
-            return list(session.scalars(select(ImageRecord).order_by(ImageRecord.created_at)))
+        return self._records.list()
 
     def get(self, ref: str) -> ImageRecord:
         """An image by id, or by name when the name is unique."""
-        with self._sessions() as session:
-            record = session.get(ImageRecord, ref)
-            if record is not None:
-                return record
-            matches = list(session.scalars(select(ImageRecord).where(ImageRecord.name == ref)))
-        if not matches:
-            raise NotFound(f"no image with id or name {ref!r}")
-        if len(matches) > 1:
-            ids = ", ".join(m.id for m in matches)
-            raise Conflict(f"several images are named {ref!r} ({ids}); use the id")
-        return matches[0]
+        return self._records.get(ref)
 
     def delete(self, ref: str) -> ImageRecord:
         record = self.get(ref)
         self.store.delete(record.id)
-        self._delete_record(record.id)
+        self._records.delete(record.id)
         log.info("image %s (%s) deleted", record.id, record.name)
         return record
 
-    def _delete_record(self, image_id: str) -> None:
-        with self._sessions.begin() as session:
-            record = session.get(ImageRecord, image_id)
-            if record is not None:
-                session.delete(record)
-
     def _set_status(self, image_id: str, *, expect: ImageStatus, to: ImageStatus) -> ImageRecord:
-        with self._sessions.begin() as session:
-            record = session.get(ImageRecord, image_id)
-            if record is None:
-                raise NotFound(f"no image with id {image_id!r}")
-            if record.status != expect:
-                raise Conflict(
-                    f"image {image_id} is {record.status}; bytes can only be uploaded to a "
-                    f"{expect} image"
-                )
-            record.status = to
-            return record
-
-    def _update(self, image_id: str, **fields: object) -> ImageRecord:
-        with self._sessions.begin() as session:
-            record = session.get(ImageRecord, image_id)
-            if record is None:
-                raise NotFound(f"image {image_id} disappeared during the operation")
-            for name, value in fields.items():
-                setattr(record, name, value)
-            return record
+        record = self._records.get(image_id)
+        if record.status != expect:
+            raise Conflict(
+                f"image {image_id} is {record.status}; bytes can only be uploaded to a "
+                f"{expect} image"
+            )
+        return self._records.update(image_id, status=to)
 
 
 def _validate(request: ImageCreate) -> None:

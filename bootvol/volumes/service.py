@@ -12,12 +12,11 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import select
-
 from bootvol.config import Settings
 from bootvol.db.models import ImageRecord, ImageStatus, VolumeRecord, VolumeStatus
+from bootvol.db.records import Records
 from bootvol.db.session import SessionFactory
-from bootvol.errors import BootvolError, Conflict, InvalidRequest, NotFound
+from bootvol.errors import BootvolError, Conflict, InvalidRequest
 from bootvol.images.service import ImageService
 from bootvol.storage import qemu_img
 from bootvol.storage.flexvol import FlexVol
@@ -48,7 +47,7 @@ class VolumeService:
         images: ImageService,
         settings: Settings,
     ) -> None:
-        self._sessions = sessions
+        self._records = Records(sessions, VolumeRecord, kind="volume")
         self.topology = topology
         self.images = images
         self.settings = settings
@@ -81,13 +80,12 @@ class VolumeService:
             image_id=image.id,
             flexvol=flexvol.name,
         )
-        with self._sessions.begin() as session:
-            session.add(record)
+        self._records.add(record)
         target = VolumeTarget(volume_id=record.id, flexvol=flexvol, size_bytes=size_bytes)
         workflow = Workflow(
             topology=self.topology,
             clone_method=self.settings.clone_method,
-            on_download=lambda: self._update(record.id, status=VolumeStatus.DOWNLOADING),
+            on_download=lambda: self._records.update(record.id, status=VolumeStatus.DOWNLOADING),
         )
         try:
             made = workflow.create_volume_from_image(target=target, image=_source(image))
@@ -95,13 +93,13 @@ class VolumeService:
             target.remove_files()
             message = exc.message if isinstance(exc, BootvolError) else f"interrupted: {exc!r}"
             log.error("volume %s failed: %s", record.id, message)
-            record = self._update(record.id, status=VolumeStatus.ERROR, message=message)
+            record = self._records.update(record.id, status=VolumeStatus.ERROR, message=message)
             if not isinstance(exc, Exception):
                 raise
             return record
         finally:
             self._clean_cache(flexvol.name)
-        return self._update(
+        return self._records.update(
             record.id,
             status=VolumeStatus.AVAILABLE,
             file=str(made.file),
@@ -138,21 +136,11 @@ class VolumeService:
             log.warning("cache cleaner on %s: %s", flexvol_name, exc.message)
 
     def list(self) -> list[VolumeRecord]:
-        with self._sessions() as session:
-            return list(session.scalars(select(VolumeRecord).order_by(VolumeRecord.created_at)))
+        return self._records.list()
 
     def get(self, ref: str) -> VolumeRecord:
         """A volume by id, or by name when the name is unique."""
-        with self._sessions() as session:
-            record = session.get(VolumeRecord, ref)
-            if record is not None:
-                return record
-            matches = list(session.scalars(select(VolumeRecord).where(VolumeRecord.name == ref)))
-        if not matches:
-            raise NotFound(f"no volume with id or name {ref!r}")
-        if len(matches) > 1:
-            raise Conflict(f"several volumes are named {ref!r}; use the id")
-        return matches[0]
+        return self._records.get(ref)
 
     def delete(self, ref: str) -> VolumeRecord:
         record = self.get(ref)
@@ -161,10 +149,7 @@ class VolumeService:
         if record.flexvol:
             flexvol = self.topology.get(record.flexvol)
             VolumeTarget(volume_id=record.id, flexvol=flexvol, size_bytes=0).remove_files()
-        with self._sessions.begin() as session:
-            live = session.get(VolumeRecord, record.id)
-            if live is not None:
-                session.delete(live)
+        self._records.delete(record.id)
         log.info("volume %s deleted", record.id)
         return record
 
@@ -178,7 +163,7 @@ class VolumeService:
             )
         flexvol = self.topology.get(record.flexvol)
         size_bytes = new_size_gib * GiB
-        self._update(record.id, status=VolumeStatus.EXTENDING)
+        self._records.update(record.id, status=VolumeStatus.EXTENDING)
         try:
             if record.file_format == "raw":
                 flexvol.extend(Path(record.file), size_bytes)
@@ -187,18 +172,9 @@ class VolumeService:
                     Path(record.file), image_format=record.file_format, size_bytes=size_bytes
                 )
         except BootvolError:
-            self._update(record.id, status=VolumeStatus.AVAILABLE)
+            self._records.update(record.id, status=VolumeStatus.AVAILABLE)
             raise
-        return self._update(record.id, status=VolumeStatus.AVAILABLE, size_gib=new_size_gib)
-
-    def _update(self, volume_id: str, **fields: object) -> VolumeRecord:
-        with self._sessions.begin() as session:
-            record = session.get(VolumeRecord, volume_id)
-            if record is None:
-                raise NotFound(f"volume {volume_id} disappeared during the operation")
-            for name, value in fields.items():
-                setattr(record, name, value)
-            return record
+        return self._records.update(record.id, status=VolumeStatus.AVAILABLE, size_gib=new_size_gib)
 
 
 def _source(image: ImageRecord) -> ImageSource:

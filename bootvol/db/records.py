@@ -1,0 +1,60 @@
+"""Record access the services share: add, list, get by id or unique name, update, delete."""
+
+from __future__ import annotations
+
+from typing import Generic, TypeVar
+
+from sqlalchemy import select
+
+from bootvol.db.models import ImageRecord, VolumeRecord
+from bootvol.db.session import SessionFactory
+from bootvol.errors import Conflict, NotFound
+
+Record = TypeVar("Record", ImageRecord, VolumeRecord)
+
+
+class Records(Generic[Record]):
+    """One table's records; each call is its own short transaction."""
+
+    def __init__(self, sessions: SessionFactory, model: type[Record], *, kind: str) -> None:
+        self._sessions = sessions
+        self._model = model
+        self._kind = kind  # "image", "volume": for messages
+
+    def add(self, record: Record) -> Record:
+        with self._sessions.begin() as session:
+            session.add(record)
+        return record
+
+    def list(self) -> list[Record]:
+        with self._sessions() as session:
+            return list(session.scalars(select(self._model).order_by(self._model.created_at)))
+
+    def get(self, ref: str) -> Record:
+        """By id, or by name when exactly one record has that name."""
+        with self._sessions() as session:
+            record = session.get(self._model, ref)
+            if record is not None:
+                return record
+            matches = list(session.scalars(select(self._model).where(self._model.name == ref)))
+        if not matches:
+            raise NotFound(f"no {self._kind} with id or name {ref!r}")
+        if len(matches) > 1:
+            ids = ", ".join(m.id for m in matches)
+            raise Conflict(f"several {self._kind}s are named {ref!r} ({ids}); use the id")
+        return matches[0]
+
+    def update(self, record_id: str, **fields: object) -> Record:
+        with self._sessions.begin() as session:
+            record = session.get(self._model, record_id)
+            if record is None:
+                raise NotFound(f"{self._kind} {record_id} disappeared during the operation")
+            for name, value in fields.items():
+                setattr(record, name, value)
+            return record
+
+    def delete(self, record_id: str) -> None:
+        with self._sessions.begin() as session:
+            record = session.get(self._model, record_id)
+            if record is not None:
+                session.delete(record)
