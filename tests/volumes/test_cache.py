@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ from bootvol.storage.cluster import Cluster, Svm
 from bootvol.storage.flexvol import FlexVol
 from bootvol.storage.loopback import FsKind
 from bootvol.volumes.cache import ImageCache
-from bootvol.volumes.cleaner import clean_flexvol
+from bootvol.volumes.cleaner import PeriodicCleaner, clean_flexvol
 from bootvol.volumes.service import VolumeCreate
 
 from ..support import BOOTVOL, Estate
@@ -186,3 +187,30 @@ class TestCleaner:
             report = clean_flexvol(flexvol, self._settings(flexvol, start_offset=1, stop_offset=70))
         assert report.evicted == ["mid", "small"]  # big in use, fresh not expired
         assert {e.image_id for e in cache.entries()} == {"big", "fresh"}
+
+
+def test_periodic_cleaner_runs_in_the_background(small_fs) -> None:
+    mount = small_fs(FsKind.XFS, 448)
+    flexvol = FlexVol(name="bg", svm=SVM, path=mount / "bg")
+    flexvol.ensure()
+    cache = ImageCache(flexvol)
+    cache.fill_once("old", lambda t: t.write_bytes(os.urandom(100 * MiB)))
+    path = cache.entry_path("old")
+    os.utime(path, (0, path.stat().st_mtime))
+    now = int(flexvol.space().available_percent)
+    settings = CacheSettings(
+        thres_avl_size_perc_start=now + 1,
+        thres_avl_size_perc_stop=now + 10,
+        expiry_thres_minutes=1,
+        clean_interval_seconds=1,
+    )
+    cleaner = PeriodicCleaner([flexvol], settings)
+    cleaner.start()
+    try:
+        for _ in range(100):  # bounded wait for the first round, not a timing assertion
+            if not path.exists():
+                break
+            time.sleep(0.1)
+    finally:
+        cleaner.stop()
+    assert not path.exists()
