@@ -7,15 +7,23 @@ into a class below whose message says what went wrong and what to do about it.
     BootvolError                     exit 1
     ├── ConfigError                  exit 2   the TOML file is malformed or inconsistent
     ├── NotFound                     exit 3   an image, volume or FlexVol name/id is unknown
+    │   └── ImageNotFound                     … an image, named by a request (imageRef)
     ├── InvalidRequest               exit 4   the request itself cannot be honoured
-    │   └── ImageRefused                      untrusted image bytes failed a safety check
+    │   ├── ImageRefused                      untrusted image bytes failed a safety check
+    │   ├── UnsupportedVersion                the API microversion asked for is not served
+    │   └── UnsupportedMediaType              the request body's Content-Type is not accepted
     ├── Conflict                     exit 5   the object is in a state that forbids the operation
     ├── InsufficientSpace            exit 6   no FlexVol has room
-    └── StorageError                 exit 7   a storage operation failed
-        └── CloneNotSupported                 the filesystem cannot reflink (workflow falls back)
+    ├── StorageError                 exit 7   a storage operation failed
+    │   └── CloneNotSupported                 the filesystem cannot reflink (workflow falls back)
+    ├── Unauthorized                 exit 9   unknown credentials, or a missing/expired token
+    ├── Forbidden                    exit 10  the caller's role or project does not allow it
+    └── QuotaExceeded                exit 11  the project's volume or gigabyte quota is used up
 
-The API layer (a later issue) maps the same classes onto OpenStack error bodies; the CLI
-prints the message and exits with ``exit_code``.
+(Exit code 8 is the CLI's own: a volume that ended in ``error``.)
+
+The API layer (bootvol.api.errors) maps the same classes onto OpenStack error bodies and
+status codes; the CLI prints the message and exits with ``exit_code``.
 """
 
 from __future__ import annotations
@@ -39,12 +47,28 @@ class NotFound(BootvolError):
     exit_code = 3
 
 
+class ImageNotFound(NotFound):
+    """No image with that id or name is visible to the caller.
+
+    Its own class because OpenStack answers differently by where the image was named: a
+    URL path that names no image is 404, an ``imageRef`` in a volume request is 400.
+    """
+
+
 class InvalidRequest(BootvolError):
     exit_code = 4
 
 
 class ImageRefused(InvalidRequest):
     """The image's bytes are unsafe or are not what its record declares."""
+
+
+class UnsupportedVersion(InvalidRequest):
+    """The API microversion asked for is outside the range this server supports."""
+
+
+class UnsupportedMediaType(InvalidRequest):
+    """The request body's Content-Type is not one the operation accepts."""
 
 
 class Conflict(BootvolError):
@@ -61,3 +85,21 @@ class StorageError(BootvolError):
 
 class CloneNotSupported(StorageError):
     """The FlexVol's filesystem refuses FICLONE (ext4, tmpfs, or two different filesystems)."""
+
+
+class Unauthorized(BootvolError):
+    """The credentials are wrong, or the token is missing, unknown or expired."""
+
+    exit_code = 9
+
+
+class Forbidden(BootvolError):
+    """The caller is known but its role or project does not allow the operation."""
+
+    exit_code = 10
+
+
+class QuotaExceeded(BootvolError):
+    """Honouring the request would take a project past its volume or gigabyte quota."""
+
+    exit_code = 11

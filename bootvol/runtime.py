@@ -7,8 +7,10 @@ from pathlib import Path
 
 from bootvol.config import Settings, load_settings, resolve_config_path
 from bootvol.db.session import SessionFactory, open_database
+from bootvol.identity.service import IdentityService
 from bootvol.images.service import ImageService
 from bootvol.images.store import ImageStore
+from bootvol.metrics import Metrics
 from bootvol.storage.topology import Topology
 from bootvol.volumes.service import VolumeService
 
@@ -21,6 +23,8 @@ class Bootvol:
     topology: Topology
     images: ImageService
     volumes: VolumeService
+    identity: IdentityService
+    metrics: Metrics
 
 
 def open_bootvol(*, config: Path | None = None, data_dir: Path | None = None) -> Bootvol:
@@ -34,5 +38,17 @@ def open_bootvol(*, config: Path | None = None, data_dir: Path | None = None) ->
         flexvol.remove_stale_scratch()  # left by a process that died mid-operation
     sessions = open_database(settings.effective_database_url)
     images = ImageService(sessions=sessions, store=ImageStore(topology.get(settings.image_store)))
-    volumes = VolumeService(sessions=sessions, topology=topology, images=images, settings=settings)
-    return Bootvol(settings, config_path, sessions, topology, images, volumes)
+    metrics = Metrics()
+    volumes = VolumeService(
+        sessions=sessions, topology=topology, images=images, settings=settings, observer=metrics
+    )
+    return Bootvol(
+        settings=settings,
+        config_path=config_path,
+        sessions=sessions,
+        topology=topology,
+        images=images,
+        volumes=volumes,
+        identity=IdentityService(sessions=sessions),
+        metrics=metrics,
+    )

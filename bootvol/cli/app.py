@@ -10,7 +10,7 @@ import click
 import typer
 from rich.logging import RichHandler
 
-from bootvol.cli import cache, demo, flexvol, image, output, volume
+from bootvol.cli import cache, demo, flexvol, identity, image, output, serve, volume
 from bootvol.cli.context import state
 from bootvol.config import CONFIG_ENV_VAR
 from bootvol.errors import BootvolError
@@ -26,6 +26,9 @@ app.add_typer(volume.app, name="volume")
 app.add_typer(cache.app, name="cache")
 app.add_typer(flexvol.app, name="flexvol")
 app.command("demo")(demo.demo)
+app.command("serve")(serve.serve)
+app.add_typer(identity.project_app, name="project")
+app.add_typer(identity.user_app, name="user")
 
 
 @app.callback()

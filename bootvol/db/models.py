@@ -1,4 +1,10 @@
-"""SQLAlchemy models: the image and volume records."""
+"""SQLAlchemy models: image and volume records, and the identity records of the API.
+
+Ownership: an image or a volume belongs to a project (``owner`` / ``project_id``). Records
+made by the operator's ``bootvol`` CLI have none: such images are public (every project may
+boot from them) and such volumes are seen through the API only by admins with
+``all_tenants``.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +12,25 @@ import datetime as dt
 import enum
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Enum, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Enum,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+DEFAULT_DOMAIN_ID = "default"  # Keystone's one domain in a fresh deployment
+DEFAULT_DOMAIN_NAME = "Default"
+DEFAULT_AVAILABILITY_ZONE = "nova"  # Cinder's default storage_availability_zone
+DEFAULT_QUOTA_VOLUMES = 100
+DEFAULT_QUOTA_GIGABYTES = 1000
 
 
 def utcnow() -> dt.datetime:
@@ -34,6 +57,22 @@ class VolumeStatus(enum.StrEnum):
     EXTENDING = "extending"
     DELETING = "deleting"
     ERROR = "error"
+
+
+class Visibility(enum.StrEnum):
+    """Glance's image visibilities."""
+
+    PUBLIC = "public"  # every project
+    PRIVATE = "private"  # the owner only
+    SHARED = "shared"  # the owner (and members, which bootvol does not implement)
+    COMMUNITY = "community"  # every project, but not in default lists
+
+
+class Role(enum.StrEnum):
+    """The roles bootvol's API knows; Keystone's ``admin`` implies ``member`` and ``reader``."""
+
+    ADMIN = "admin"
+    MEMBER = "member"
 
 
 def _enum(kind: type[enum.StrEnum], name: str) -> Enum:
@@ -64,6 +103,17 @@ class ImageRecord(Base):
     # A file path inside a FlexVol (uploaded) or an http(s):// URL (remote, downloaded on use).
     location: Mapped[str | None] = mapped_column(Text)
     message: Mapped[str | None] = mapped_column(Text)
+    owner: Mapped[str | None] = mapped_column(String(64), index=True)  # project id
+    visibility: Mapped[Visibility] = mapped_column(
+        _enum(Visibility, "image_visibility"), default=Visibility.PUBLIC
+    )
+    protected: Mapped[bool] = mapped_column(Boolean, default=False)
+    hidden: Mapped[bool] = mapped_column(Boolean, default=False)  # Glance's os_hidden
+    min_disk: Mapped[int] = mapped_column(Integer, default=0)  # GiB
+    min_ram: Mapped[int] = mapped_column(Integer, default=0)  # MiB
+    tags: Mapped[list[str] | None] = mapped_column(JSON)
+    # Glance's additional properties, flat string values as the client gave them.
+    properties: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
@@ -75,7 +125,7 @@ class VolumeRecord(Base):
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     name: Mapped[str | None] = mapped_column(String(255), index=True)
-    status: Mapped[VolumeStatus] = mapped_column(_enum(VolumeStatus, "volume_status"))
+    status: Mapped[VolumeStatus] = mapped_column(_enum(VolumeStatus, "volume_status"), index=True)
     size_gib: Mapped[int] = mapped_column(BigInteger)
     image_id: Mapped[str | None] = mapped_column(String(36), index=True)
     flexvol: Mapped[str | None] = mapped_column(String(255))
@@ -83,7 +133,79 @@ class VolumeRecord(Base):
     file_format: Mapped[str] = mapped_column(String(16), default="raw")
     provisioning: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     message: Mapped[str | None] = mapped_column(Text)  # why the volume is in error
+    project_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    user_id: Mapped[str | None] = mapped_column(String(64))
+    description: Mapped[str | None] = mapped_column(Text)
+    # Cinder's volume metadata; "metadata" itself is a reserved attribute in SQLAlchemy.
+    user_metadata: Mapped[dict[str, str] | None] = mapped_column(JSON)
+    bootable: Mapped[bool] = mapped_column(Boolean, default=False)
+    source_volid: Mapped[str | None] = mapped_column(String(36))
+    availability_zone: Mapped[str] = mapped_column(String(255), default=DEFAULT_AVAILABILITY_ZONE)
+    # Cinder's volume_image_metadata: what the image said of itself when the volume was cut.
+    image_metadata: Mapped[dict[str, str] | None] = mapped_column(JSON)
+    # Which worker is provisioning a ``creating`` volume, and since when (see worker.claim).
+    claimed_by: Mapped[str | None] = mapped_column(String(255))
+    claimed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
     )
+
+
+class ProjectRecord(Base):
+    """A Keystone project, with its Cinder quotas (volumes, gigabytes)."""
+
+    __tablename__ = "projects"
+    __table_args__ = (UniqueConstraint("domain_id", "name"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    domain_id: Mapped[str] = mapped_column(String(64), default=DEFAULT_DOMAIN_ID)
+    description: Mapped[str | None] = mapped_column(Text)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    quota_volumes: Mapped[int] = mapped_column(Integer, default=DEFAULT_QUOTA_VOLUMES)
+    quota_gigabytes: Mapped[int] = mapped_column(Integer, default=DEFAULT_QUOTA_GIGABYTES)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class UserRecord(Base):
+    __tablename__ = "users"
+    __table_args__ = (UniqueConstraint("domain_id", "name"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    domain_id: Mapped[str] = mapped_column(String(64), default=DEFAULT_DOMAIN_ID)
+    password_hash: Mapped[str] = mapped_column(Text)  # argon2id, with its parameters
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    default_project_id: Mapped[str | None] = mapped_column(
+        ForeignKey("projects.id", ondelete="SET NULL")
+    )
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class RoleAssignmentRecord(Base):
+    """A user holds a role on a project."""
+
+    __tablename__ = "role_assignments"
+
+    user_id: Mapped[str] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    project_id: Mapped[str] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
+    )
+    role: Mapped[Role] = mapped_column(_enum(Role, "role"), primary_key=True)
+
+
+class TokenRecord(Base):
+    """An issued token. Only its SHA-256 is kept: a database dump yields no usable token."""
+
+    __tablename__ = "tokens"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    methods: Mapped[list[str]] = mapped_column(JSON)
+    audit_id: Mapped[str] = mapped_column(String(32))
+    issued_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)

@@ -16,10 +16,18 @@ Record = TypeVar("Record", ImageRecord, VolumeRecord)
 class Records(Generic[Record]):
     """One table's records; each call is its own short transaction."""
 
-    def __init__(self, sessions: SessionFactory, model: type[Record], *, kind: str) -> None:
+    def __init__(
+        self,
+        sessions: SessionFactory,
+        model: type[Record],
+        *,
+        kind: str,
+        not_found: type[NotFound] = NotFound,
+    ) -> None:
         self._sessions = sessions
         self._model = model
         self._kind = kind  # "image", "volume": for messages
+        self._not_found = not_found
 
     def add(self, record: Record) -> Record:
         with self._sessions.begin() as session:
@@ -30,6 +38,10 @@ class Records(Generic[Record]):
         with self._sessions() as session:
             return list(session.scalars(select(self._model).order_by(self._model.created_at)))
 
+    def get_by_id(self, record_id: str) -> Record | None:
+        with self._sessions() as session:
+            return session.get(self._model, record_id)
+
     def get(self, ref: str) -> Record:
         """By id, or by name when exactly one record has that name."""
         with self._sessions() as session:
@@ -38,7 +50,7 @@ class Records(Generic[Record]):
                 return record
             matches = list(session.scalars(select(self._model).where(self._model.name == ref)))
         if not matches:
-            raise NotFound(f"no {self._kind} with id or name {ref!r}")
+            raise self._not_found(f"no {self._kind} with id or name {ref!r}")
         if len(matches) > 1:
             ids = ", ".join(m.id for m in matches)
             raise Conflict(f"several {self._kind}s are named {ref!r} ({ids}); use the id")

@@ -1,30 +1,58 @@
-"""Image records: create, upload, list, show, delete.
+"""Image records: create, upload, list, show, update, read, delete.
 
 An image is either *stored* (its bytes uploaded to the image-store FlexVol, location is that
 file) or *remote* (location is an http(s) URL whose bytes are downloaded when a volume
 first needs them). Records live in the database; bytes go through ImageStore.
+
+Who sees what (Glance's rules, bootvol.caller.Caller): an image is visible to its owner's
+project, to admins, and to everyone when ``public`` or ``community``; ``shared`` images are
+the owner's only, as bootvol keeps no member lists. Changing or deleting takes the owner
+or an admin; a visible image that the caller may not change answers Forbidden, an invisible
+one ImageNotFound, so that a project learns nothing of another's private images.
+The operator's CLI (OPERATOR) addresses images by id or unique name; the API by id only.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
-from bootvol.db.models import ImageRecord, ImageStatus
+from sqlalchemy import and_, false, or_, select, true, update
+from sqlalchemy.exc import IntegrityError
+
+from bootvol.caller import OPERATOR, Caller
+from bootvol.db.models import ImageRecord, ImageStatus, Visibility, utcnow
+from bootvol.db.paginate import SortKey, page, sortable, values_at
 from bootvol.db.records import Records
 from bootvol.db.session import SessionFactory
-from bootvol.errors import BootvolError, Conflict, InvalidRequest
+from bootvol.errors import (
+    BootvolError,
+    Conflict,
+    Forbidden,
+    ImageNotFound,
+    InvalidRequest,
+    NotFound,
+)
 from bootvol.images.inspect import DISK_FORMATS
+from bootvol.images.patch import (
+    CONTAINER_FORMATS,
+    CORE,
+    READ_ONLY,
+    RESERVED,
+    PatchOperation,
+    apply_patch,
+    check_visibility,
+)
+from bootvol.images.reader import remote_chunks
 from bootvol.images.store import ImageStore
 from bootvol.images.transfer import HASH_ALGO, Progress, read_chunks
 
 log = logging.getLogger(__name__)
-
-CONTAINER_FORMATS = ("bare",)
 
 
 @dataclass(frozen=True)
@@ -36,17 +64,82 @@ class ImageCreate:
     # Optional promises about a remote image, verified when it is downloaded.
     size: int | None = None
     checksum: str | None = None
+    # Glance's fields, for images made through the API.
+    id: str | None = None
+    owner: str | None = None  # a project id; the caller's project when None
+    visibility: Visibility | None = None  # private when owned, public otherwise
+    protected: bool = False
+    hidden: bool = False
+    min_disk: int = 0
+    min_ram: int = 0
+    tags: Sequence[str] = ()
+    properties: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ImageQuery:
+    """A Glance list request: filters, sort order, and one page."""
+
+    limit: int | None = None
+    marker: str | None = None
+    name: str | None = None
+    status: str | None = None
+    visibility: str | None = None  # a Visibility, or "all"; None: Glance's default set
+    owner: str | None = None
+    protected: bool | None = None
+    hidden: bool = False
+    sort: Sequence[tuple[str, bool]] = (("created_at", False),)  # (key, ascending)
+
+
+@dataclass(frozen=True)
+class ImageData:
+    """An image's bytes, streamed."""
+
+    size: int | None
+    checksum: str | None
+    chunks: Iterator[bytes]
+
+
+# Glance's sortable keys (api-ref "List images", sort_key) and where they live.
+_SORT_COLUMNS = {
+    "name": sortable(ImageRecord.name),
+    "status": sortable(ImageRecord.status),
+    "container_format": sortable(ImageRecord.container_format),
+    "disk_format": sortable(ImageRecord.disk_format),
+    "size": sortable(ImageRecord.size, empty=-1),
+    "virtual_size": sortable(ImageRecord.virtual_size, empty=-1),
+    "id": sortable(ImageRecord.id),
+    "created_at": sortable(ImageRecord.created_at),
+    "updated_at": sortable(ImageRecord.updated_at),
+    "visibility": sortable(ImageRecord.visibility),
+    "owner": sortable(ImageRecord.owner, empty=""),
+    "min_disk": sortable(ImageRecord.min_disk),
+    "min_ram": sortable(ImageRecord.min_ram),
+}
 
 
 class ImageService:
     def __init__(self, *, sessions: SessionFactory, store: ImageStore) -> None:
-        self._records = Records(sessions, ImageRecord, kind="image")
+        self._sessions = sessions
+        self._records = Records(sessions, ImageRecord, kind="image", not_found=ImageNotFound)
         self.store = store
 
-    def create(self, request: ImageCreate) -> ImageRecord:
+    def create(self, request: ImageCreate, *, caller: Caller = OPERATOR) -> ImageRecord:
         _validate(request)
+        owner = request.owner
+        if owner is None and not caller.is_operator:
+            owner = caller.project_id  # Glance: the image belongs to the request's project
+        if owner != caller.project_id and not caller.sees_everything:
+            raise Forbidden("You are not permitted to create images owned by another project")
+        if request.visibility is not None:
+            visibility = check_visibility(request.visibility, is_admin=caller.is_admin)
+        else:
+            visibility = Visibility.PRIVATE if owner else Visibility.PUBLIC
+        clash = sorted(set(request.properties) & (set(CORE) | READ_ONLY | RESERVED))
+        if clash:
+            raise Forbidden(f"Attribute '{clash[0]}' is reserved or read-only.")
         record = ImageRecord(
-            id=str(uuid.uuid4()),
+            id=request.id or str(uuid.uuid4()),
             name=request.name,
             disk_format=request.disk_format,
             container_format=request.container_format,
@@ -54,8 +147,19 @@ class ImageService:
             location=request.url,
             size=request.size,
             checksum=request.checksum,
+            owner=owner,
+            visibility=visibility,
+            protected=request.protected,
+            hidden=request.hidden,
+            min_disk=request.min_disk,
+            min_ram=request.min_ram,
+            tags=list(dict.fromkeys(request.tags)),
+            properties=dict(request.properties),
         )
-        self._records.add(record)
+        try:
+            self._records.add(record)
+        except IntegrityError as exc:
+            raise Conflict(f"an image with id {record.id} already exists") from exc
         log.info("image %s (%s) created, status %s", record.id, record.name, record.status)
         return record
 
@@ -66,8 +170,10 @@ class ImageService:
         *,
         expected_size: int | None = None,
         progress: Progress | None = None,
+        caller: Caller = OPERATOR,
     ) -> ImageRecord:
         """Store the bytes of a queued image; on refusal the image is ``killed`` with why."""
+        self._writable(image_id, caller)
         record = self._set_status(image_id, expect=ImageStatus.QUEUED, to=ImageStatus.SAVING)
         try:
             stored = self.store.upload(
@@ -111,25 +217,154 @@ class ImageService:
     def list(self) -> list[ImageRecord]:
         return self._records.list()
 
-    def get(self, ref: str) -> ImageRecord:
-        """An image by id, or by name when the name is unique."""
-        return self._records.get(ref)
+    def query(self, query: ImageQuery, *, caller: Caller) -> tuple[list[ImageRecord], bool]:
+        """One page of the images ``caller`` may list; and whether more pages follow."""
+        keys = [SortKey(_sort_column(key), ascending) for key, ascending in query.sort]
+        if not any(key == "id" for key, _ in query.sort):
+            keys.append(SortKey(_SORT_COLUMNS["id"], keys[-1].ascending if keys else False))
+        statement = select(ImageRecord).where(self._listable(query, caller))
+        for column, value in (
+            (ImageRecord.name, query.name),
+            (ImageRecord.status, query.status),
+            (ImageRecord.owner, query.owner),
+            (ImageRecord.protected, query.protected),
+        ):
+            if value is not None:
+                statement = statement.where(column == value)
+        with self._sessions() as session:
+            marker_values = None
+            if query.marker is not None:
+                marker = self._visible_by_id(session.get(ImageRecord, query.marker), caller)
+                if marker is None:
+                    raise InvalidRequest(
+                        f"Invalid marker. Image {query.marker} could not be found."
+                    )
+                marker_values = values_at(session, ImageRecord.id, keys, marker.id)
+            limit = None if query.limit is None else query.limit + 1
+            statement = page(statement, keys=keys, marker_values=marker_values, limit=limit)
+            images = list(session.scalars(statement))
+        if query.limit is not None and len(images) > query.limit:
+            return images[: query.limit], True
+        return images, False
 
-    def delete(self, ref: str) -> ImageRecord:
-        record = self.get(ref)
+    def get(self, ref: str, *, caller: Caller = OPERATOR) -> ImageRecord:
+        """An image by id, or (for the operator) by name when the name is unique."""
+        if caller.is_operator:
+            return self._records.get(ref)
+        record = self._visible_by_id(self._records.get_by_id(ref), caller)
+        if record is None:
+            raise ImageNotFound(f"No image found with ID {ref}")
+        return record
+
+    def update(
+        self, image_id: str, operations: Iterable[PatchOperation], *, caller: Caller
+    ) -> ImageRecord:
+        """Apply a Glance JSON patch (see bootvol.images.patch)."""
+        record = self._writable(image_id, caller)
+        changes, properties = apply_patch(
+            status=record.status,
+            properties=record.properties or {},
+            operations=operations,
+            is_admin=caller.sees_everything,
+        )
+        return self._records.update(record.id, **changes, properties=properties)
+
+    def add_tag(self, image_id: str, tag: str, *, caller: Caller) -> ImageRecord:
+        record = self._writable(image_id, caller)
+        tags = [*(record.tags or []), tag]
+        return self.update(
+            record.id, [PatchOperation(op="replace", path="/tags", value=tags)], caller=caller
+        )
+
+    def remove_tag(self, image_id: str, tag: str, *, caller: Caller) -> ImageRecord:
+        record = self._writable(image_id, caller)
+        if tag not in (record.tags or []):
+            raise NotFound(f"Tag {tag} not found on image {record.id}")
+        tags = [t for t in record.tags or [] if t != tag]
+        return self.update(
+            record.id, [PatchOperation(op="replace", path="/tags", value=tags)], caller=caller
+        )
+
+    def read(self, image_id: str, *, caller: Caller) -> ImageData | None:
+        """The image's bytes; None while it has none (queued, saving or killed)."""
+        record = self.get(image_id, caller=caller)
+        if record.status != ImageStatus.ACTIVE or not record.location:
+            return None
+        if urlparse(record.location).scheme in ("http", "https"):
+            chunks = remote_chunks(record.location, what=f"image {record.id}")
+        else:
+            chunks = iter(_read_file(Path(record.location)))
+        return ImageData(size=record.size, checksum=record.checksum, chunks=chunks)
+
+    def delete(self, ref: str, *, caller: Caller = OPERATOR) -> ImageRecord:
+        record = self.get(ref, caller=caller)
+        if not caller.is_operator:
+            self._writable(record.id, caller)
+            if record.protected:
+                raise Forbidden(f"Image {record.id} is protected and cannot be deleted.")
         self.store.delete(record.id)
         self._records.delete(record.id)
         log.info("image %s (%s) deleted", record.id, record.name)
         return record
 
+    def _writable(self, image_id: str, caller: Caller) -> ImageRecord:
+        record = self.get(image_id, caller=caller)
+        if not caller.sees_everything and record.owner != caller.project_id:
+            raise Forbidden(f"You are not permitted to modify image {record.id}")
+        return record
+
+    @staticmethod
+    def _visible_by_id(record: ImageRecord | None, caller: Caller) -> ImageRecord | None:
+        if record is None or caller.sees_everything:
+            return record
+        if record.owner == caller.project_id:
+            return record
+        if record.visibility in (Visibility.PUBLIC, Visibility.COMMUNITY):
+            return record
+        return None
+
+    @staticmethod
+    def _listable(query: ImageQuery, caller: Caller) -> Any:
+        """Glance's list rules: by default public, and the caller's own; community and
+        hidden images only when asked for; admins list every project's images."""
+        conditions = [ImageRecord.hidden == (true() if query.hidden else false())]
+        if query.visibility not in (None, "all"):
+            try:
+                conditions.append(ImageRecord.visibility == Visibility(query.visibility))
+            except ValueError:
+                raise InvalidRequest(f"Invalid visibility value: {query.visibility}") from None
+        if not caller.sees_everything:
+            mine = ImageRecord.owner == caller.project_id
+            if query.visibility in (Visibility.COMMUNITY, "all"):
+                others = ImageRecord.visibility.in_([Visibility.PUBLIC, Visibility.COMMUNITY])
+            else:
+                others = ImageRecord.visibility == Visibility.PUBLIC
+            conditions.append(or_(mine, others))
+        return and_(true(), *conditions)
+
     def _set_status(self, image_id: str, *, expect: ImageStatus, to: ImageStatus) -> ImageRecord:
+        # One conditional UPDATE, so that of two concurrent uploads exactly one proceeds.
+        with self._sessions.begin() as session:
+            moved = session.execute(
+                update(ImageRecord)
+                .where(ImageRecord.id == image_id, ImageRecord.status == expect)
+                .values(status=to, updated_at=utcnow())
+            ).rowcount
         record = self._records.get(image_id)
-        if record.status != expect:
+        if moved != 1:
             raise Conflict(
                 f"image {image_id} is {record.status}; bytes can only be uploaded to a "
                 f"{expect} image"
             )
-        return self._records.update(image_id, status=to)
+        return record
+
+
+def _sort_column(key: str) -> Any:
+    try:
+        return _SORT_COLUMNS[key]
+    except KeyError:
+        known = ", ".join(sorted(_SORT_COLUMNS))
+        raise InvalidRequest(f"Unsupported sort key {key!r} (one of {known})") from None
 
 
 def _validate(request: ImageCreate) -> None:

@@ -1,0 +1,59 @@
+"""The service catalog a token carries: this server's identity, image and volume endpoints.
+
+Entries follow the Identity API v3 token reference. The image URL has no version (clients
+discover v2 there); the block-storage URL is Cinder's ``…/volume/v3/{project_id}``, listed as
+both ``block-storage`` (the official service type) and ``volumev3`` (what older clients look
+for). Ids are stable: derived from the service type and interface.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from bootvol.api.schemas.identity import CatalogEntry, EndpointPublic
+
+REGION = "RegionOne"
+INTERFACES = ("public", "internal")
+
+
+def identity_url(base: str) -> str:
+    return f"{base}/identity"
+
+
+def image_url(base: str) -> str:
+    return f"{base}/image"
+
+
+def volume_url(base: str, project_id: str) -> str:
+    return f"{base}/volume/v3/{project_id}"
+
+
+def catalog(base: str, project_id: str) -> list[CatalogEntry]:
+    services = (
+        ("identity", "keystone", identity_url(base)),
+        ("image", "glance", image_url(base)),
+        ("block-storage", "cinder", volume_url(base, project_id)),
+        ("volumev3", "cinderv3", volume_url(base, project_id)),
+    )
+    return [
+        CatalogEntry(
+            id=_id("service", kind),
+            type=kind,
+            name=name,
+            endpoints=[
+                EndpointPublic(
+                    id=_id("endpoint", kind, interface),
+                    interface=interface,  # type: ignore[arg-type]
+                    region=REGION,
+                    region_id=REGION,
+                    url=url,
+                )
+                for interface in INTERFACES
+            ],
+        )
+        for kind, name, url in services
+    ]
+
+
+def _id(*parts: str) -> str:
+    return uuid.uuid5(uuid.NAMESPACE_URL, "bootvol:" + ":".join(parts)).hex

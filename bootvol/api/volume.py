@@ -1,0 +1,541 @@
+"""Cinder v3 routes under /volume: discovery, volumes, the extend action, quota sets."""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import json
+import socket
+import uuid
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse
+
+from bootvol.api import catalog
+from bootvol.api.deps import AppDep, BaseUrl, Microversion, ProjectCaller
+from bootvol.api.formats import cinder_time
+from bootvol.api.microversion import MAX, MIN, APIVersion
+from bootvol.api.schemas.common import ErrorBody, Link, MediaType, VersionEntry
+from bootvol.api.schemas.volume import (
+    MetadataBody,
+    QuotaSet,
+    QuotaSetResponse,
+    QuotaSetUpdateBody,
+    QuotaUsage,
+    VolumeActionBody,
+    VolumeCreateBody,
+    VolumeCreateFields,
+    VolumeDetailList,
+    VolumeListParams,
+    VolumePublic,
+    VolumeResponse,
+    VolumeSummary,
+    VolumeSummaryList,
+    VolumeUpdateBody,
+)
+from bootvol.caller import Caller
+from bootvol.db.models import DEFAULT_AVAILABILITY_ZONE, VolumeRecord
+from bootvol.errors import Forbidden, InvalidRequest, NotFound
+from bootvol.runtime import Bootvol
+from bootvol.volumes.service import VolumeCreate, VolumeQuery
+
+router = APIRouter(
+    prefix="/volume",
+    tags=["volume"],
+    responses={
+        400: {"model": ErrorBody},
+        401: {"description": "No valid token"},
+        404: {"model": ErrorBody},
+        406: {"model": ErrorBody, "description": "Unsupported microversion"},
+    },
+)
+
+DEFAULT_TYPE = "__DEFAULT__"  # Cinder's default volume type since Train
+DEFAULT_TYPE_ID = uuid.uuid5(uuid.NAMESPACE_URL, "bootvol:volume-type:__DEFAULT__").hex
+_MAX_LIMIT = 1000  # Cinder's osapi_max_limit
+_HOST = socket.gethostname()
+_METADATA_PREFIX = "bootvol:"
+_UPDATED = "2024-03-01T00:00:00Z"  # the "updated" of the version document: v3 as served here
+
+
+def _versions(base: str) -> dict[str, Any]:
+    entry = VersionEntry(
+        id="v3.0",
+        status="CURRENT",
+        version=str(MAX),
+        min_version=str(MIN),
+        updated=_UPDATED,
+        links=[
+            Link(href="https://docs.openstack.org/", type="text/html", rel="describedby"),
+            Link(href=f"{base}/volume/v3/", rel="self"),
+        ],
+        media_types=[
+            MediaType(
+                base="application/json", type="application/vnd.openstack.volume+json;version=3"
+            )
+        ],
+    )
+    return {"versions": [entry.model_dump(by_alias=True, exclude_none=True)]}
+
+
+@router.get("", status_code=300, include_in_schema=False)
+@router.get("/", status_code=300)
+def versions(base: BaseUrl) -> JSONResponse:
+    """Version discovery: v3 with its microversion range (300 Multiple Choices, as Cinder)."""
+    return JSONResponse(_versions(base), status_code=300)
+
+
+@router.get("/v3", include_in_schema=False)
+@router.get("/v3/")
+def version_v3(base: BaseUrl) -> dict[str, Any]:
+    return _versions(base)
+
+
+@router.post(
+    "/v3/{project_id}/volumes",
+    status_code=202,
+    response_model=VolumeResponse,
+    response_model_exclude_unset=True,
+    responses={413: {"model": ErrorBody, "description": "Quota exceeded (overLimit)"}},
+)
+def create_volume(
+    body: VolumeCreateBody,
+    bootvol: AppDep,
+    caller: ProjectCaller,
+    base: BaseUrl,
+    version: Microversion,
+) -> VolumeResponse:
+    """Accept a volume (``creating``); a background worker makes it."""
+    fields = body.volume
+    _refuse_unsupported(fields)
+    record = bootvol.volumes.accept(
+        VolumeCreate(
+            size_gib=fields.size,
+            image=fields.image_ref.rsplit("/", 1)[-1] if fields.image_ref else None,
+            source_volid=fields.source_volid,
+            name=fields.name,
+            description=fields.description,
+            metadata=fields.metadata or {},
+            availability_zone=fields.availability_zone,
+        ),
+        caller=caller,
+    )
+    view = _View(bootvol, base=base, caller=caller, version=version)
+    return VolumeResponse(volume=view.detail(record, extended=False))
+
+
+@router.get(
+    "/v3/{project_id}/volumes",
+    response_model=VolumeSummaryList,
+    response_model_exclude_unset=True,
+)
+def list_volumes(
+    project_id: str,
+    params: Annotated[VolumeListParams, Query()],
+    request: Request,
+    bootvol: AppDep,
+    caller: ProjectCaller,
+    base: BaseUrl,
+    version: Microversion,
+) -> dict[str, Any]:
+    """Volumes of the project: id, name, links."""
+    query = _query(params)
+    volumes, more = bootvol.volumes.query(query, caller=caller)
+    view = _View(bootvol, base=base, caller=caller, version=version)
+    return {
+        "volumes": [view.summary(v) for v in volumes],
+        **_page_extras(
+            bootvol,
+            request=request,
+            query=query,
+            page=(volumes, more),
+            caller=caller,
+            count=params.with_count is not None
+            and _flag(params.with_count, "with_count")
+            and version.at_least("3.45"),
+            collection=f"{base}/volume/v3/{project_id}/volumes",
+        ),
+    }
+
+
+@router.get(
+    "/v3/{project_id}/volumes/detail",
+    response_model=VolumeDetailList,
+    response_model_exclude_unset=True,
+)
+def list_volumes_detail(
+    project_id: str,
+    params: Annotated[VolumeListParams, Query()],
+    request: Request,
+    bootvol: AppDep,
+    caller: ProjectCaller,
+    base: BaseUrl,
+    version: Microversion,
+) -> dict[str, Any]:
+    """Volumes of the project with every field."""
+    query = _query(params)
+    volumes, more = bootvol.volumes.query(query, caller=caller)
+    view = _View(bootvol, base=base, caller=caller, version=version)
+    return {
+        "volumes": [view.detail(v, extended=True) for v in volumes],
+        **_page_extras(
+            bootvol,
+            request=request,
+            query=query,
+            page=(volumes, more),
+            caller=caller,
+            count=params.with_count is not None
+            and _flag(params.with_count, "with_count")
+            and version.at_least("3.45"),
+            collection=f"{base}/volume/v3/{project_id}/volumes/detail",
+        ),
+    }
+
+
+@router.get(
+    "/v3/{project_id}/volumes/{volume_id}",
+    response_model=VolumeResponse,
+    response_model_exclude_unset=True,
+)
+def show_volume(
+    volume_id: str, bootvol: AppDep, caller: ProjectCaller, base: BaseUrl, version: Microversion
+) -> VolumeResponse:
+    record = bootvol.volumes.get(volume_id, caller=caller)
+    return VolumeResponse(
+        volume=_View(bootvol, base=base, caller=caller, version=version).detail(
+            record, extended=True
+        )
+    )
+
+
+@router.put(
+    "/v3/{project_id}/volumes/{volume_id}",
+    response_model=VolumeResponse,
+    response_model_exclude_unset=True,
+)
+def update_volume(
+    volume_id: str,
+    body: VolumeUpdateBody,
+    bootvol: AppDep,
+    caller: ProjectCaller,
+    base: BaseUrl,
+    version: Microversion,
+) -> VolumeResponse:
+    """Rename, describe, or replace the metadata of a volume."""
+    fields = body.volume
+    _refuse_reserved_metadata(fields.metadata)
+    record = bootvol.volumes.update(
+        volume_id,
+        caller=caller,
+        name=fields.name,
+        description=fields.description,
+        metadata=fields.metadata,
+    )
+    return VolumeResponse(
+        volume=_View(bootvol, base=base, caller=caller, version=version).detail(
+            record, extended=False
+        )
+    )
+
+
+@router.delete("/v3/{project_id}/volumes/{volume_id}", status_code=202)
+def delete_volume(volume_id: str, bootvol: AppDep, caller: ProjectCaller) -> Response:
+    bootvol.volumes.delete(volume_id, caller=caller)
+    return Response(status_code=202)
+
+
+@router.get("/v3/{project_id}/volumes/{volume_id}/metadata", response_model=MetadataBody)
+def show_metadata(volume_id: str, bootvol: AppDep, caller: ProjectCaller) -> MetadataBody:
+    """The volume's metadata, with bootvol's provisioning record under ``bootvol:`` keys."""
+    return MetadataBody(metadata=_metadata(bootvol.volumes.get(volume_id, caller=caller)))
+
+
+@router.post("/v3/{project_id}/volumes/{volume_id}/metadata", response_model=MetadataBody)
+def merge_metadata(
+    volume_id: str, body: MetadataBody, bootvol: AppDep, caller: ProjectCaller
+) -> MetadataBody:
+    """Add or change metadata items; the others stay."""
+    _refuse_reserved_metadata(body.metadata)
+    bootvol.volumes.set_metadata(volume_id, body.metadata, replace=False, caller=caller)
+    return MetadataBody(metadata=_metadata(bootvol.volumes.get(volume_id, caller=caller)))
+
+
+@router.put("/v3/{project_id}/volumes/{volume_id}/metadata", response_model=MetadataBody)
+def replace_metadata(
+    volume_id: str, body: MetadataBody, bootvol: AppDep, caller: ProjectCaller
+) -> MetadataBody:
+    """Replace the volume's metadata (bootvol's own keys are not the user's to set)."""
+    _refuse_reserved_metadata(body.metadata)
+    bootvol.volumes.set_metadata(volume_id, body.metadata, replace=True, caller=caller)
+    return MetadataBody(metadata=_metadata(bootvol.volumes.get(volume_id, caller=caller)))
+
+
+@router.delete("/v3/{project_id}/volumes/{volume_id}/metadata/{key}")
+def delete_metadata(volume_id: str, key: str, bootvol: AppDep, caller: ProjectCaller) -> Response:
+    bootvol.volumes.delete_metadata(volume_id, key, caller=caller)
+    return Response(status_code=200)
+
+
+@router.post(
+    "/v3/{project_id}/volumes/{volume_id}/action",
+    status_code=202,
+    responses={413: {"model": ErrorBody, "description": "Quota exceeded (overLimit)"}},
+)
+def volume_action(
+    volume_id: str, body: VolumeActionBody, bootvol: AppDep, caller: ProjectCaller
+) -> Response:
+    """Volume actions; bootvol serves ``{"os-extend": {"new_size": N}}``."""
+    if body.os_extend is None:
+        others = ", ".join(body.model_extra or {}) or "(none)"
+        raise InvalidRequest(f"There is no such action: {others}")
+    bootvol.volumes.extend(volume_id, body.os_extend.new_size, caller=caller)
+    return Response(status_code=202)
+
+
+@router.get("/v3/{project_id}/os-quota-sets/{target_project_id}", response_model=QuotaSetResponse)
+def show_quotas(
+    target_project_id: str,
+    bootvol: AppDep,
+    caller: ProjectCaller,
+    usage: bool = False,
+) -> QuotaSetResponse:
+    if target_project_id != caller.project_id and not caller.is_admin:
+        raise Forbidden("Policy doesn't allow showing another project's quotas")
+    return QuotaSetResponse(quota_set=_quota_set(bootvol, target_project_id, usage=usage))
+
+
+@router.put("/v3/{project_id}/os-quota-sets/{target_project_id}", response_model=QuotaSetResponse)
+def update_quotas(
+    target_project_id: str, body: QuotaSetUpdateBody, bootvol: AppDep, caller: ProjectCaller
+) -> QuotaSetResponse:
+    """Set a project's volumes and gigabytes quotas (admins)."""
+    if not caller.is_admin:
+        raise Forbidden("Policy doesn't allow updating quotas")
+    bootvol.identity.set_quotas(
+        target_project_id, volumes=body.quota_set.volumes, gigabytes=body.quota_set.gigabytes
+    )
+    return QuotaSetResponse(quota_set=_quota_set(bootvol, target_project_id, usage=False))
+
+
+def _quota_set(bootvol: Bootvol, project_id: str, *, usage: bool) -> QuotaSet:
+    project = bootvol.identity.get_project(project_id)
+    if project.id != project_id:
+        raise NotFound(f"Project {project_id} could not be found.")
+    used = bootvol.volumes.usage(project.id)
+
+    def value(limit: int, in_use: int = 0) -> int | QuotaUsage:
+        return QuotaUsage(limit=limit, in_use=in_use) if usage else limit
+
+    # bootvol has no snapshots, backups or groups: their quotas are 0.
+    return QuotaSet(
+        id=project.id,
+        volumes=value(project.quota_volumes, used.volumes),
+        gigabytes=value(project.quota_gigabytes, used.gigabytes),
+        per_volume_gigabytes=value(-1),
+        snapshots=value(0),
+        backups=value(0),
+        backup_gigabytes=value(0),
+        groups=value(0),
+    )
+
+
+class _View:
+    """A volume as Cinder's view builders draw it for this caller and microversion."""
+
+    def __init__(self, bootvol: Bootvol, *, base: str, caller: Caller, version: APIVersion) -> None:
+        self._bootvol = bootvol
+        self._base = base
+        self._caller = caller
+        self._version = version
+
+    def links(self, record: VolumeRecord) -> list[Link]:
+        project = record.project_id or self._caller.project_id or ""
+        return [
+            Link(href=f"{catalog.volume_url(self._base, project)}/volumes/{record.id}", rel="self"),
+            Link(href=f"{self._base}/volume/{project}/volumes/{record.id}", rel="bookmark"),
+        ]
+
+    def summary(self, record: VolumeRecord) -> VolumeSummary:
+        return VolumeSummary(id=record.id, name=record.name, links=self.links(record))
+
+    def detail(self, record: VolumeRecord, *, extended: bool) -> VolumePublic:
+        admin = self._caller.sees_everything
+        fields: dict[str, Any] = {
+            "id": record.id,
+            "status": str(record.status),
+            "size": record.size_gib,
+            "availability_zone": record.availability_zone or DEFAULT_AVAILABILITY_ZONE,
+            "created_at": cinder_time(record.created_at),
+            "updated_at": cinder_time(record.updated_at),
+            "name": record.name,
+            "description": record.description,
+            "volume_type": DEFAULT_TYPE,
+            "snapshot_id": None,
+            "source_volid": record.source_volid,
+            "metadata": _metadata(record),
+            "links": self.links(record),
+            "user_id": record.user_id,
+            "bootable": "true" if record.bootable else "false",
+            "encrypted": False,
+            "replication_status": None,
+            "consistencygroup_id": None,
+            "multiattach": False,
+            "attachments": [],
+        }
+        if admin:
+            fields["migration_status"] = None
+        if extended:
+            fields["os-vol-tenant-attr:tenant_id"] = record.project_id
+            if admin:
+                fields["os-vol-host-attr:host"] = self._host(record)
+                fields["os-vol-mig-status-attr:migstat"] = None
+                fields["os-vol-mig-status-attr:name_id"] = None
+            if record.image_metadata:
+                fields["volume_image_metadata"] = record.image_metadata
+        if self._version.at_least("3.13"):
+            fields["group_id"] = None
+        if admin and self._version.at_least("3.21"):
+            fields["provider_id"] = None
+        if self._version.at_least("3.48"):
+            fields["service_uuid"] = uuid.uuid5(uuid.NAMESPACE_URL, self._backend(record)).hex
+            fields["shared_targets"] = False  # NFS-style files: no shared iSCSI targets
+        return VolumePublic.model_validate(fields)
+
+    def _backend(self, record: VolumeRecord) -> str:
+        if not record.flexvol:
+            return f"{_HOST}@bootvol"
+        svm = self._bootvol.topology.get(record.flexvol).svm.name
+        return f"{_HOST}@{svm}"
+
+    def _host(self, record: VolumeRecord) -> str | None:
+        # Cinder's host@backend#pool: one backend per SVM, one pool per FlexVol.
+        return f"{self._backend(record)}#{record.flexvol}" if record.flexvol else None
+
+
+def _metadata(record: VolumeRecord) -> dict[str, str]:
+    """The user's metadata, then bootvol's provisioning record under ``bootvol:`` keys."""
+    metadata = dict(record.user_metadata or {})
+    provisioning = record.provisioning
+    if provisioning:
+        metadata["bootvol:path"] = str(provisioning.get("path"))
+        metadata["bootvol:source"] = str(provisioning.get("source", ""))
+        metadata["bootvol:host_bytes"] = str(provisioning.get("host_bytes", 0))
+        metadata["bootvol:seconds"] = str(provisioning.get("seconds", 0))
+        for key in ("clone_method", "copy_method"):
+            if provisioning.get(key):
+                metadata[f"bootvol:{key}"] = str(provisioning[key])
+        metadata["bootvol:steps"] = json.dumps(
+            [[step["name"], step["seconds"]] for step in provisioning.get("steps", [])]
+        )
+        if provisioning.get("skipped"):
+            metadata["bootvol:skipped"] = json.dumps(provisioning["skipped"])
+    if record.message:
+        metadata["bootvol:error"] = record.message
+    return metadata
+
+
+def _refuse_unsupported(fields: VolumeCreateFields) -> None:
+    """Sources and options bootvol does not have answer as Cinder does for unknown ones."""
+    _refuse_reserved_metadata(fields.metadata)
+    if fields.snapshot_id:
+        raise NotFound(f"Snapshot {fields.snapshot_id} could not be found.")
+    if fields.backup_id:
+        raise NotFound(f"Backup {fields.backup_id} could not be found.")
+    if fields.volume_type not in (None, DEFAULT_TYPE, DEFAULT_TYPE_ID):
+        raise NotFound(f"Volume type with name {fields.volume_type} could not be found.")
+    if fields.consistencygroup_id or fields.group_id:
+        group = fields.consistencygroup_id or fields.group_id
+        raise NotFound(f"Group {group} could not be found.")
+    if fields.multiattach:
+        raise InvalidRequest("multiattach volumes are not supported by bootvol")
+
+
+def _refuse_reserved_metadata(metadata: dict[str, str] | None) -> None:
+    for key in metadata or {}:
+        if key.startswith(_METADATA_PREFIX):
+            raise InvalidRequest(f"metadata keys starting with {_METADATA_PREFIX!r} are bootvol's")
+
+
+def _query(params: VolumeListParams) -> VolumeQuery:
+    limit = params.limit if params.limit is not None else _MAX_LIMIT
+    return VolumeQuery(
+        limit=min(limit, _MAX_LIMIT),
+        marker=params.marker,
+        name=params.name,
+        status=params.status,
+        metadata=_metadata_filter(params.metadata),
+        bootable=None if params.bootable is None else _flag(params.bootable, "bootable"),
+        all_projects=params.all_tenants is not None and _flag(params.all_tenants, "all_tenants"),
+        project_id=params.project_id,
+        sort=_sort_order(sort=params.sort, sort_key=params.sort_key, sort_dir=params.sort_dir),
+    )
+
+
+def _page_extras(
+    bootvol: Bootvol,
+    *,
+    request: Request,
+    query: VolumeQuery,
+    page: tuple[list[VolumeRecord], bool],
+    caller: Caller,
+    count: bool,
+    collection: str,
+) -> dict[str, Any]:
+    """Cinder's ``volumes_links`` (a next link when more follow) and 3.45's ``count``."""
+    volumes, more = page
+    extras: dict[str, Any] = {}
+    if more and volumes:
+        params = [(k, v) for k, v in request.query_params.multi_items() if k != "marker"]
+        if not any(k == "limit" for k, _ in params):
+            params.append(("limit", str(query.limit)))
+        href = f"{collection}?{urlencode([*params, ('marker', volumes[-1].id)])}"
+        extras["volumes_links"] = [Link(href=href, rel="next")]
+    if count:
+        everything = dataclasses.replace(query, limit=None, marker=None)
+        extras["count"] = len(bootvol.volumes.query(everything, caller=caller)[0])
+    return extras
+
+
+def _flag(text: str, name: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "t", "true", "on", "y", "yes"):
+        return True
+    if lowered in ("0", "f", "false", "off", "n", "no"):
+        return False
+    raise InvalidRequest(f"Invalid input received: {name}={text}")
+
+
+def _metadata_filter(text: str | None) -> dict[str, str]:
+    """Cinder takes ``metadata={'k': 'v'}`` (a Python or JSON literal)."""
+    if not text:
+        return {}
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        value = None
+    if not isinstance(value, dict):
+        raise InvalidRequest(f"Invalid input received: metadata={text}")
+    return {str(k): str(v) for k, v in value.items()}
+
+
+def _sort_order(
+    *, sort: str | None, sort_key: str | None, sort_dir: str | None
+) -> list[tuple[str, bool]]:
+    """Cinder's two spellings: ``sort=name:asc,size`` or ``sort_key``/``sort_dir``."""
+    if sort and (sort_key or sort_dir):
+        raise InvalidRequest("The sort and sort_key/sort_dir parameters cannot be combined")
+    order = []
+    if sort:
+        for part in sort.split(","):
+            key, _, direction = part.strip().partition(":")
+            order.append((key, _ascending(direction or "desc")))
+        return order
+    return [(sort_key or "created_at", _ascending(sort_dir or "desc"))]
+
+
+def _ascending(direction: str) -> bool:
+    if direction.lower() not in ("asc", "desc"):
+        raise InvalidRequest(f"Invalid sort direction {direction!r} (asc or desc)")
+    return direction.lower() == "asc"

@@ -1,0 +1,29 @@
+"""Who asks: the scope every service call is made in.
+
+The API builds a Caller from a validated token; the operator's ``bootvol`` CLI acts as
+OPERATOR, which sees and may change everything. Services decide visibility from it; they
+never see tokens or HTTP.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Caller:
+    project_id: str | None  # None only for the operator
+    user_id: str | None = None
+    is_admin: bool = False
+
+    @property
+    def is_operator(self) -> bool:
+        return self.project_id is None
+
+    @property
+    def sees_everything(self) -> bool:
+        """Admins and the operator see every project's images and volumes by id."""
+        return self.is_admin or self.is_operator
+
+
+OPERATOR = Caller(project_id=None, is_admin=True)

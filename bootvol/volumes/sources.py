@@ -1,0 +1,141 @@
+"""Volumes that do not come from an image: a clone of another volume, or an empty one.
+
+``clone_volume`` cuts the new volume from the source volume's file on the same FlexVol:
+a reflink where the filesystem can (constant time, shared blocks), else a sparse copy in the
+kernel (copy offload). A qcow2 overlay on the source is never used: a volume is written to,
+and an overlay's reads would change with it. When the source is itself a qcow2 overlay on a
+cache entry, the copy gets a hard link of its own to that entry and is rebased onto it, so
+that deleting the source leaves the clone whole.
+
+``empty_volume`` makes a sparse raw file of the size: nothing is written.
+
+Reversion strategy: as in the workflow, a step that fails removes the volume file and base
+link it made (VolumeTarget.remove_files) before raising.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+from pathlib import Path
+
+from bootvol.config import CloneMethod
+from bootvol.errors import CloneNotSupported, StorageError
+from bootvol.storage import qemu_img
+from bootvol.volumes.records import CloneKind, ProvisioningRecord
+from bootvol.volumes.workflow import ProvisionedVolume, VolumeTarget
+
+
+class OtherPath(enum.StrEnum):
+    """Provisioning paths outside the image flowchart (records.ProvisioningPath)."""
+
+    VOLUME_CLONE = "volume-clone"  # from another volume (Cinder's source_volid)
+    EMPTY = "empty"  # no source: a sparse file
+
+
+def clone_volume(
+    *,
+    source_id: str,
+    source_file: Path,
+    source_format: str,
+    target: VolumeTarget,
+    clone_method: CloneMethod,
+) -> ProvisionedVolume:
+    record = ProvisioningRecord(source=f"volume {source_id}")
+    kinds = _clone_kinds(target, clone_method, record)
+    for kind in kinds:
+        try:
+            with record.step(f"clone ({kind})"):
+                if kind is CloneKind.REFLINK:
+                    target.flexvol.clone_file(source_file, target.file)
+                else:
+                    copied = target.flexvol.copy_from(source_file, target.file)
+                    record.copy_method = str(copied.method)
+                    record.host_bytes += copied.host_bytes
+        except (StorageError, OSError) as exc:
+            target.remove_files()
+            if kind is not kinds[-1]:
+                record.skip(str(kind), f"failed: {exc}")
+                continue
+            if isinstance(exc, StorageError):
+                raise
+            raise StorageError(f"cloning volume {source_id} failed: {exc}") from exc
+        record.clone_method = kind
+        break
+    try:
+        if source_format == "qcow2":
+            _own_backing_file(source_file, target, record)
+        with record.step("extend"):
+            _grow(target, source_format)
+    except (StorageError, OSError) as exc:
+        target.remove_files()
+        if isinstance(exc, StorageError):
+            raise
+        raise StorageError(f"cloning volume {source_id} failed: {exc}") from exc
+    record.path = OtherPath.VOLUME_CLONE  # type: ignore[assignment]
+    return ProvisionedVolume(file=target.file, file_format=source_format, record=record)
+
+
+def empty_volume(*, target: VolumeTarget) -> ProvisionedVolume:
+    record = ProvisioningRecord(source="nothing (empty volume)")
+    target.flexvol.ensure()
+    with record.step("create sparse file"):
+        try:
+            with open(target.file, "xb") as volume:
+                volume.truncate(target.size_bytes)
+        except OSError as exc:
+            target.remove_files()
+            raise StorageError(f"cannot create {target.file}: {exc.strerror}") from exc
+    record.path = OtherPath.EMPTY  # type: ignore[assignment]
+    return ProvisionedVolume(file=target.file, file_format="raw", record=record)
+
+
+def _clone_kinds(
+    target: VolumeTarget, clone_method: CloneMethod, record: ProvisioningRecord
+) -> list[CloneKind]:
+    if clone_method is CloneMethod.REFLINK:
+        return [CloneKind.REFLINK]
+    if clone_method is not CloneMethod.AUTO:
+        if clone_method is CloneMethod.QCOW2:
+            record.skip("qcow2", "an overlay on a writable volume would change with it")
+        return [CloneKind.COPY]
+    if target.flexvol.capabilities.reflink:
+        return [CloneKind.REFLINK, CloneKind.COPY]
+    record.skip(
+        "reflink",
+        f"{target.flexvol.name} is on {target.flexvol.capabilities.filesystem}, "
+        "which cannot reflink",
+    )
+    return [CloneKind.COPY]
+
+
+def _own_backing_file(source_file: Path, target: VolumeTarget, record: ProvisioningRecord) -> None:
+    """Point the copied overlay at a hard link of its own to the source's backing file."""
+    source_base = target.flexvol.bases_dir / f"{source_file.name}.base"
+    if not source_base.exists():
+        raise CloneNotSupported(f"the backing file of {source_file} is missing ({source_base})")
+    with record.step("rebase overlay"):
+        os.link(source_base, target.base_link)
+        record.host_bytes += qemu_img.run(
+            [
+                "rebase",
+                "-u",
+                "-f",
+                "qcow2",
+                "-F",
+                "raw",
+                "-b",
+                str(target.base_link),
+                str(target.file),
+            ],
+            limits=qemu_img.INFO_LIMITS,
+        ).host_bytes
+
+
+def _grow(target: VolumeTarget, file_format: str) -> None:
+    if file_format == "raw":
+        target.flexvol.extend(target.file, target.size_bytes)
+        return
+    info, _ = qemu_img.info(target.file, image_format=file_format)
+    if int(info["virtual-size"]) < target.size_bytes:
+        qemu_img.resize(target.file, image_format=file_format, size_bytes=target.size_bytes)

@@ -1,0 +1,78 @@
+"""The background worker: threads in a server process that make accepted volumes.
+
+Each thread loops: claim the oldest unclaimed ``creating`` volume (bootvol.volumes.claims),
+provision it through the volume service, and look again; with nothing to claim it sleeps
+until the service accepts a volume or ``poll_seconds`` pass (a volume accepted by another
+process is seen by polling). The API thread that accepted a volume never waits for it.
+
+On start, claims held by dead processes of this host are released, so the volumes they
+were making are made again from the beginning.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from bootvol.db.session import SessionFactory
+from bootvol.volumes.claims import claim_next, release_abandoned, this_process
+from bootvol.volumes.service import VolumeService
+
+log = logging.getLogger(__name__)
+
+
+class VolumeWorker:
+    def __init__(
+        self,
+        volumes: VolumeService,
+        sessions: SessionFactory,
+        *,
+        threads: int = 2,
+        poll_seconds: float = 1.0,
+    ) -> None:
+        self._volumes = volumes
+        self._sessions = sessions
+        self._poll_seconds = poll_seconds
+        self._claimant = this_process()
+        self._stop = threading.Event()
+        self._wakeup = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._loop, name=f"volume-worker-{n}", daemon=True)
+            for n in range(threads)
+        ]
+
+    def start(self) -> None:
+        released = release_abandoned(self._sessions)
+        if released:
+            log.warning("released %d volumes left by dead workers: %s", len(released), released)
+        self._volumes.on_accept.append(self.wake)
+        for thread in self._threads:
+            thread.start()
+
+    def wake(self, volume_id: str | None = None) -> None:
+        self._wakeup.set()
+
+    def stop(self, *, timeout: float = 30.0) -> None:
+        """Stop claiming; wait up to ``timeout`` for volumes being made to finish."""
+        self._stop.set()
+        self._wakeup.set()
+        if self.wake in self._volumes.on_accept:
+            self._volumes.on_accept.remove(self.wake)
+        for thread in self._threads:
+            thread.join(timeout)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                volume_id = claim_next(self._sessions, claimant=self._claimant)
+            except Exception:  # the database hiccuped: log, wait, try again
+                log.exception("claiming a volume failed")
+                volume_id = None
+            if volume_id is None:
+                self._wakeup.wait(self._poll_seconds)
+                self._wakeup.clear()
+                continue
+            try:
+                self._volumes.provision(volume_id)
+            except Exception:  # provision ends the volume in error itself; keep working
+                log.exception("provisioning volume %s failed", volume_id)

@@ -1,0 +1,130 @@
+"""Keystone v3 subset: discovery, tokens and their catalog, 401s; the project/user CLI."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+from .conftest import Service
+
+
+def test_version_discovery_documents(service: Service) -> None:
+    with service.http() as http:
+        root = http.get("/identity/")
+        v3 = http.get("/identity/v3")
+    assert root.status_code == 300
+    [entry] = root.json()["versions"]["values"]
+    assert entry["id"].startswith("v3.") and entry["status"] == "stable"
+    assert entry["links"] == [{"rel": "self", "href": f"{service.base_url}/identity/v3/"}]
+    assert v3.status_code == 200 and v3.json()["version"]["id"] == entry["id"]
+    assert v3.json()["version"]["media-types"][0]["base"] == "application/json"
+
+
+def test_password_token_with_catalog(service: Service) -> None:
+    token, body = service.token()
+    assert len(token) >= 32
+    expires = dt.datetime.strptime(body["expires_at"], "%Y-%m-%dT%H:%M:%S.%fZ")
+    assert dt.timedelta(minutes=50) < expires - dt.datetime.utcnow() < dt.timedelta(hours=2)
+    assert body["methods"] == ["password"]
+    assert body["user"]["name"] == "admin" and body["user"]["domain"]["id"] == "default"
+    assert body["project"]["name"] == "admin"
+    assert {"admin", "member", "reader"} <= {role["name"] for role in body["roles"]}
+    services = {entry["type"]: entry for entry in body["catalog"]}
+    assert set(services) == {"identity", "image", "block-storage", "volumev3"}
+    project = body["project"]["id"]
+    expected = {
+        "identity": f"{service.base_url}/identity",
+        "image": f"{service.base_url}/image",
+        "block-storage": f"{service.base_url}/volume/v3/{project}",
+        "volumev3": f"{service.base_url}/volume/v3/{project}",
+    }
+    for kind, url in expected.items():
+        endpoints = services[kind]["endpoints"]
+        assert {e["interface"] for e in endpoints} == {"public", "internal"}
+        assert all(e["url"] == url and e["region_id"] == "RegionOne" for e in endpoints)
+        assert {"id", "interface", "region", "region_id", "url"} == set(endpoints[0])
+
+
+def test_ids_work_as_well_as_names_and_tokens_validate_and_revoke(service: Service) -> None:
+    token, body = service.token()
+    with service.http() as http:
+        by_ids = http.post(
+            "/identity/v3/auth/tokens",
+            json={
+                "auth": {
+                    "identity": {
+                        "methods": ["password"],
+                        "password": {
+                            "user": {"id": body["user"]["id"], "password": service.admin_password}
+                        },
+                    },
+                    "scope": {"project": {"id": body["project"]["id"]}},
+                }
+            },
+        )
+        assert by_ids.status_code == 201
+        other = by_ids.headers["X-Subject-Token"]
+        shown = http.get(
+            "/identity/v3/auth/tokens", headers={"X-Auth-Token": token, "X-Subject-Token": other}
+        )
+        assert shown.status_code == 200
+        assert shown.json()["token"]["project"]["id"] == body["project"]["id"]
+        revoked = http.delete(
+            "/identity/v3/auth/tokens", headers={"X-Auth-Token": token, "X-Subject-Token": other}
+        )
+        assert revoked.status_code == 204
+        after = http.get("/image/v2/images", headers={"X-Auth-Token": other})
+        assert after.status_code == 401
+
+
+def test_bad_credentials_and_tokens_get_401(service: Service) -> None:
+    _, body = service.token()
+    project = body["project"]["id"]
+    with service.http() as http:
+        wrong = http.post(
+            "/identity/v3/auth/tokens",
+            json={
+                "auth": {
+                    "identity": {
+                        "methods": ["password"],
+                        "password": {
+                            "user": {"name": "admin", "domain": {"id": "default"}, "password": "x"}
+                        },
+                    }
+                }
+            },
+        )
+        assert wrong.status_code == 401
+        assert wrong.json()["error"]["code"] == 401
+        assert "X-Subject-Token" not in wrong.headers
+        for path in ("/image/v2/images", f"/volume/v3/{project}/volumes"):
+            missing = http.get(path)
+            assert missing.status_code == 401, path
+            assert missing.headers["WWW-Authenticate"].startswith("Keystone")
+            forged = http.get(path, headers={"X-Auth-Token": "not-a-token"})
+            assert forged.status_code == 401, path
+        malformed = http.post(
+            "/identity/v3/auth/tokens",
+            content=b"{not json",
+            headers={"Content-Type": "application/json"},
+        )
+        assert malformed.status_code == 400
+        assert malformed.json()["error"]["code"] == 400
+
+
+def test_project_and_user_commands(service: Service) -> None:
+    cli = service.estate.cli
+    project = json.loads(
+        cli("project", "create", "team", "--volumes", "3", "--gigabytes", "30", "--json").stdout
+    )
+    assert project["quota_volumes"] == 3 and project["quota_gigabytes"] == 30
+    user = json.loads(
+        cli("user", "create", "alice", "--project", "team", "--password", "s3cret", "--json").stdout
+    )
+    assert user["default_project_id"] == project["id"] and user["role"] == "member"
+    duplicate = cli("user", "create", "alice", "--project", "team", "--password", "x", check=False)
+    assert duplicate.returncode == 5 and "already exists" in duplicate.stderr
+    _, body = service.token("alice", "s3cret", "team")
+    assert {role["name"] for role in body["roles"]} == {"member", "reader"}
+    stored = service.estate.app.identity.get_user("alice").password_hash
+    assert stored.startswith("$argon2id$") and "s3cret" not in stored

@@ -1,0 +1,155 @@
+"""The `openstack` command against `bootvol serve`, as a newcomer runs them.
+
+`bootvol serve` runs as its own process on the embedded default (SQLite and FlexVols as
+folders of a fresh data folder): its first start makes the admin user and a clouds.yaml
+(0600); the unmodified `openstack` command then uploads an image and makes, grows and
+deletes a volume from it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import stat
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import yaml
+
+from bootvol.images.sample import make_qcow2, make_raw
+from bootvol.runtime import open_bootvol
+from bootvol.volumes.content import file_sha256, volume_sha256
+
+from ..support import BOOTVOL
+from .conftest import OPENSTACK
+
+MiB = 1 << 20
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextmanager
+def serving(data_dir: Path) -> Iterator[tuple[int, str]]:
+    """`bootvol serve` in a subprocess; yields its port and what it printed."""
+    port = _free_port()
+    process = subprocess.Popen(
+        [*BOOTVOL, "--data-dir", str(data_dir), "serve", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+    assert process.stdout is not None
+    try:
+        printed = []
+        for line in process.stdout:
+            printed.append(line)
+            if line.startswith("# serving"):
+                break
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/identity/v3", timeout=1)
+                break
+            except httpx.TransportError:
+                assert process.poll() is None, process.stderr.read() if process.stderr else ""
+                assert time.monotonic() < deadline, "bootvol serve did not start"
+                time.sleep(0.1)
+        yield port, "".join(printed)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+
+
+def openstack(clouds: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
+    env["OS_CLIENT_CONFIG_FILE"] = str(clouds)
+    result = subprocess.run(
+        [OPENSTACK, "--os-cloud", "bootvol", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        check=False,
+        timeout=120,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"openstack {' '.join(args)} failed:\n{result.stderr}")
+    return result
+
+
+def test_openstack_command_against_bootvol_serve(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    raw = make_raw(tmp_path / "disk.raw", size_bytes=16 * MiB)
+    qcow2 = make_qcow2(raw, tmp_path / "disk.qcow2")
+    with serving(data) as (port, printed):
+        clouds = data / "clouds.yaml"
+        assert stat.S_IMODE(clouds.stat().st_mode) == 0o600
+        entry = yaml.safe_load(clouds.read_text())["clouds"]["bootvol"]
+        assert entry["auth"]["auth_url"] == f"http://127.0.0.1:{port}/identity/v3"
+        assert entry["auth"]["username"] == "admin" and entry["auth"]["project_name"] == "admin"
+        assert entry["identity_api_version"] == 3 and entry["volume_api_version"] == 3
+        assert yaml.safe_load(
+            "\n".join(line for line in printed.splitlines() if not line.startswith("#"))
+        ) == {"clouds": {"bootvol": entry}}
+
+        image = json.loads(
+            openstack(
+                clouds, "image", "create", "--disk-format", "qcow2", "--file", str(qcow2),
+                "cirros", "-f", "json",
+            ).stdout
+        )  # fmt: skip
+        assert image["status"] == "active" and image["name"] == "cirros"
+        created = json.loads(
+            openstack(
+                clouds, "volume", "create", "--image", "cirros", "--size", "1", "v1", "-f", "json"
+            ).stdout
+        )
+        assert created["status"] in ("creating", "downloading", "available")
+        app = open_bootvol(data_dir=data)
+        deadline = time.monotonic() + 60
+        while app.volumes.get(created["id"]).status != "available":
+            assert app.volumes.get(created["id"]).status != "error"
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        shown = json.loads(openstack(clouds, "volume", "show", "v1", "-f", "json").stdout)
+        assert shown["status"] == "available" and shown["bootable"] in (True, "true")
+        assert shown["properties"]["bootvol:path"] == "copy-offload"
+        record = app.volumes.get(created["id"])
+        assert volume_sha256(
+            Path(record.file), file_format=record.file_format, length=raw.stat().st_size
+        ) == file_sha256(raw)
+
+        openstack(clouds, "volume", "set", "--size", "2", "v1")
+        listed = json.loads(openstack(clouds, "volume", "list", "-f", "json").stdout)
+        assert [(v["Name"], v["Size"], v["Status"]) for v in listed] == [("v1", 2, "available")]
+        missing = openstack(
+            clouds, "volume", "create", "--image", "nope", "--size", "1", "v2", check=False
+        )
+        assert missing.returncode != 0 and "nope" in missing.stderr
+        openstack(clouds, "volume", "delete", "v1")
+        openstack(clouds, "image", "delete", "cirros")
+        assert app.volumes.list() == [] and app.images.list() == []
+        assert not Path(record.file).exists()
+        password = entry["auth"]["password"]
+
+    # A second start keeps the admin's password and points clouds.yaml at the new port.
+    with serving(data) as (port, _):
+        again = yaml.safe_load(clouds.read_text())["clouds"]["bootvol"]
+        assert again["auth"]["password"] == password
+        assert again["auth"]["auth_url"] == f"http://127.0.0.1:{port}/identity/v3"
