@@ -1,0 +1,1 @@
+"""Identity: projects, users, role assignments and tokens (a Keystone v3 subset)."""
