@@ -7,6 +7,7 @@ import dataclasses
 import json
 import socket
 import uuid
+from collections.abc import Callable
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -141,23 +142,16 @@ def list_volumes(
     version: Microversion,
 ) -> dict[str, Any]:
     """Volumes of the project: id, name, links."""
-    query = _query(params)
-    volumes, more = bootvol.volumes.query(query, caller=caller)
     view = _View(bootvol, base=base, caller=caller, version=version)
-    return {
-        "volumes": [view.summary(v) for v in volumes],
-        **_page_extras(
-            bootvol,
-            request=request,
-            query=query,
-            page=(volumes, more),
-            caller=caller,
-            count=params.with_count is not None
-            and _flag(params.with_count, "with_count")
-            and version.at_least("3.45"),
-            collection=f"{base}/volume/v3/{project_id}/volumes",
-        ),
-    }
+    return _volume_page(
+        bootvol,
+        params=params,
+        request=request,
+        caller=caller,
+        version=version,
+        collection=f"{base}/volume/v3/{project_id}/volumes",
+        render=view.summary,
+    )
 
 
 @router.get(
@@ -175,23 +169,16 @@ def list_volumes_detail(
     version: Microversion,
 ) -> dict[str, Any]:
     """Volumes of the project with every field."""
-    query = _query(params)
-    volumes, more = bootvol.volumes.query(query, caller=caller)
     view = _View(bootvol, base=base, caller=caller, version=version)
-    return {
-        "volumes": [view.detail(v, extended=True) for v in volumes],
-        **_page_extras(
-            bootvol,
-            request=request,
-            query=query,
-            page=(volumes, more),
-            caller=caller,
-            count=params.with_count is not None
-            and _flag(params.with_count, "with_count")
-            and version.at_least("3.45"),
-            collection=f"{base}/volume/v3/{project_id}/volumes/detail",
-        ),
-    }
+    return _volume_page(
+        bootvol,
+        params=params,
+        request=request,
+        caller=caller,
+        version=version,
+        collection=f"{base}/volume/v3/{project_id}/volumes/detail",
+        render=lambda v: view.detail(v, extended=True),
+    )
 
 
 @router.get(
@@ -471,6 +458,38 @@ def _query(params: VolumeListParams) -> VolumeQuery:
         project_id=params.project_id,
         sort=_sort_order(sort=params.sort, sort_key=params.sort_key, sort_dir=params.sort_dir),
     )
+
+
+def _volume_page(
+    bootvol: Bootvol,
+    *,
+    params: VolumeListParams,
+    request: Request,
+    caller: Caller,
+    version: APIVersion,
+    collection: str,
+    render: Callable[[VolumeRecord], Any],
+) -> dict[str, Any]:
+    """One page of a volume list, rendered, with its links and (3.45+) count."""
+    query = _query(params)
+    volumes, more = bootvol.volumes.query(query, caller=caller)
+    count = (
+        params.with_count is not None
+        and _flag(params.with_count, "with_count")
+        and version.at_least("3.45")
+    )
+    return {
+        "volumes": [render(v) for v in volumes],
+        **_page_extras(
+            bootvol,
+            request=request,
+            query=query,
+            page=(volumes, more),
+            caller=caller,
+            count=count,
+            collection=collection,
+        ),
+    }
 
 
 def _page_extras(
