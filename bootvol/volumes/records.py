@@ -17,6 +17,9 @@ class ProvisioningPath(enum.StrEnum):
     DIRECT_CLONE = "direct-clone"  # raw image file lives in the destination FlexVol
     COPY_OFFLOAD = "copy-offload"  # storage-side copy from another FlexVol of the cluster
     DOWNLOAD = "download"  # fetched from the image service and converted on this host
+    # Outside the image flowchart (volumes made by the API without an image):
+    VOLUME_CLONE = "volume-clone"  # from another volume (Cinder's source_volid)
+    EMPTY = "empty"  # no source: a sparse file
 
 
 class CloneKind(enum.StrEnum):

@@ -15,22 +15,14 @@ link it made (VolumeTarget.remove_files) before raising.
 
 from __future__ import annotations
 
-import enum
 import os
 from pathlib import Path
 
 from bootvol.config import CloneMethod
 from bootvol.errors import CloneNotSupported, StorageError
 from bootvol.storage import qemu_img
-from bootvol.volumes.records import CloneKind, ProvisioningRecord
+from bootvol.volumes.records import CloneKind, ProvisioningPath, ProvisioningRecord
 from bootvol.volumes.workflow import ProvisionedVolume, VolumeTarget
-
-
-class OtherPath(enum.StrEnum):
-    """Provisioning paths outside the image flowchart (records.ProvisioningPath)."""
-
-    VOLUME_CLONE = "volume-clone"  # from another volume (Cinder's source_volid)
-    EMPTY = "empty"  # no source: a sparse file
 
 
 def clone_volume(
@@ -72,7 +64,7 @@ def clone_volume(
         if isinstance(exc, StorageError):
             raise
         raise StorageError(f"cloning volume {source_id} failed: {exc}") from exc
-    record.path = OtherPath.VOLUME_CLONE  # type: ignore[assignment]
+    record.path = ProvisioningPath.VOLUME_CLONE
     return ProvisionedVolume(file=target.file, file_format=source_format, record=record)
 
 
@@ -86,7 +78,7 @@ def empty_volume(*, target: VolumeTarget) -> ProvisionedVolume:
         except OSError as exc:
             target.remove_files()
             raise StorageError(f"cannot create {target.file}: {exc.strerror}") from exc
-    record.path = OtherPath.EMPTY  # type: ignore[assignment]
+    record.path = ProvisioningPath.EMPTY
     return ProvisionedVolume(file=target.file, file_format="raw", record=record)
 
 
