@@ -6,11 +6,10 @@ import logging
 import sys
 from pathlib import Path
 
-import click
 import typer
 from rich.logging import RichHandler
 
-from bootvol.cli import cache, demo, flexvol, identity, image, output, serve, volume
+from bootvol.cli import bench, cache, demo, flexvol, identity, image, output, serve, volume
 from bootvol.cli.context import state
 from bootvol.config import CONFIG_ENV_VAR
 from bootvol.errors import BootvolError
@@ -26,6 +25,7 @@ app.add_typer(volume.app, name="volume")
 app.add_typer(cache.app, name="cache")
 app.add_typer(flexvol.app, name="flexvol")
 app.command("demo")(demo.demo)
+app.command("bench")(bench.bench)
 app.command("serve")(serve.serve)
 app.add_typer(identity.project_app, name="project")
 app.add_typer(identity.user_app, name="user")
@@ -47,6 +47,7 @@ def main_options(
         format="%(message)s",
         handlers=[RichHandler(console=output.errors, show_path=False)],
     )
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # migrations are not news
     cli_state = state(ctx)
     cli_state.config = config
     cli_state.data_dir = data_dir
@@ -54,15 +55,8 @@ def main_options(
 
 def main() -> None:
     try:
-        app(standalone_mode=False)
+        # Standalone mode: Click prints usage errors and exits 2, Ctrl-C exits 1 ("Aborted!").
+        app()
     except BootvolError as exc:
         output.errors.print(f"[bold red]error:[/bold red] {exc.message}", highlight=False)
-        sys.exit(exc.exit_code)
-    except typer.Abort:
-        output.errors.print("aborted")
-        sys.exit(130)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click.ClickException as exc:  # usage errors carry their own exit code
-        exc.show()
         sys.exit(exc.exit_code)

@@ -2,13 +2,19 @@
 
 Uploads and downloads cannot avoid this process: the bytes arrive on a socket or a pipe and
 must be hashed. Everything else (cache fills, clones, copy offload) goes through the kernel.
+
+The hashes are computed in a helper thread while the caller's thread receives and writes:
+hashlib releases the interpreter lock on buffers this size, so on two cores hashing costs
+little more wall time than the transfer itself.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Iterable
+import queue
+import threading
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +22,7 @@ from bootvol.errors import ImageRefused, InvalidRequest, StorageError
 
 CHUNK_SIZE = 1 << 20
 HASH_ALGO = "sha512"  # Glance's default os_hash_algo
+ALL_HASHES = ("md5", HASH_ALGO)  # what an image record holds: checksum and os_hash_value
 
 Progress = Callable[[int], None]  # called with the bytes written since the last call
 
@@ -23,42 +30,100 @@ Progress = Callable[[int], None]  # called with the bytes written since the last
 @dataclass(frozen=True)
 class Digest:
     size: int
-    md5: str
-    sha512: str
+    md5: str | None  # None when not asked for
+    sha512: str | None
+
+
+class _Hasher:
+    """Hashes chunks, in order, in a helper thread; ``finish`` returns the hex digests."""
+
+    _QUEUE_DEPTH = 16  # chunks in flight: bounds memory to a few MiB
+
+    def __init__(self, algorithms: Collection[str]) -> None:
+        self._hashes = {
+            name: hashlib.new(name, usedforsecurity=name != "md5") for name in algorithms
+        }
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=self._QUEUE_DEPTH)
+        self._failure: BaseException | None = None
+        self._thread: threading.Thread | None = None
+        if self._hashes:
+            self._thread = threading.Thread(target=self._run, name="image-hash", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        while (chunk := self._queue.get()) is not None:
+            if self._failure is not None:
+                continue  # keep draining, so that feed() never blocks for ever
+            try:
+                for digest in self._hashes.values():
+                    digest.update(chunk)
+            except BaseException as exc:  # re-raised by finish(), in the caller's thread
+                self._failure = exc
+
+    def feed(self, chunk: bytes) -> None:
+        if self._thread is not None:
+            self._queue.put(chunk)
+
+    def finish(self) -> dict[str, str]:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+        if self._failure is not None:
+            raise self._failure
+        return {name: digest.hexdigest() for name, digest in self._hashes.items()}
 
 
 def stream_to_file(
-    chunks: Iterable[bytes], destination: Path, *, progress: Progress | None = None
+    chunks: Iterable[bytes],
+    destination: Path,
+    *,
+    progress: Progress | None = None,
+    hashes: Collection[str] = ALL_HASHES,
 ) -> Digest:
-    """Write ``chunks`` into a new file, fsync it, and return its size and hashes.
+    """Write ``chunks`` into a new file and return its size and the ``hashes`` asked for.
+
+    The file is not fsynced: it lies in a scratch folder, and whatever is made of it is
+    published with storage.scratch.publish, which fsyncs before the rename.
 
     Raises StorageError (ENOSPC named as such); the caller owns removing the file, which
     always lies in a scratch folder.
     """
-    md5, sha512 = hashlib.md5(usedforsecurity=False), hashlib.sha512()
+    hasher = _Hasher(hashes)
     size = 0
     try:
         with open(destination, "xb") as out:
             for chunk in chunks:
                 if not chunk:
                     continue
-                if chunk == bytes(len(chunk)):
+                hasher.feed(chunk)
+                if _all_zeros(chunk):
                     out.seek(len(chunk), os.SEEK_CUR)  # keep zeros as a hole, as qemu-img does
                 else:
                     out.write(chunk)
-                md5.update(chunk)
-                sha512.update(chunk)
                 size += len(chunk)
                 if progress is not None:
                     progress(len(chunk))
             out.truncate(size)  # a trailing hole is not written: set the size
-            out.flush()
-            os.fsync(out.fileno())
     except OSError as exc:
         if exc.errno == 28:  # ENOSPC
             raise StorageError(f"no space left on the FlexVol writing {destination}") from exc
         raise StorageError(f"writing {destination} failed: {exc}") from exc
-    return Digest(size=size, md5=md5.hexdigest(), sha512=sha512.hexdigest())
+    finally:
+        digests = hasher.finish()  # also on failure: the helper thread must end
+    return Digest(size=size, md5=digests.get("md5"), sha512=digests.get("sha512"))
+
+
+_ZEROS = bytes(CHUNK_SIZE)
+
+
+def _all_zeros(chunk: bytes) -> bool:
+    """Whether ``chunk`` holds only zeros, without making a zero buffer per chunk (a fresh
+    ``bytes(n)`` allocates and zeroes a MiB for every MiB that passes)."""
+    if len(chunk) == CHUNK_SIZE:
+        return chunk == _ZEROS  # memcmp: stops at the first non-zero byte
+    if len(chunk) < CHUNK_SIZE:
+        return chunk == _ZEROS[: len(chunk)]
+    return chunk.count(0) == len(chunk)
 
 
 def read_chunks(path: Path) -> Iterable[bytes]:

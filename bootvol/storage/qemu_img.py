@@ -132,7 +132,16 @@ def info(path: Path, *, image_format: str | None = None) -> tuple[dict[str, Any]
 
 
 def convert_to_raw(source: Path, destination: Path, *, source_format: str) -> int:
-    """Convert to a sparse raw file; return the bytes qemu-img moved through user space."""
+    """Convert to a sparse raw file; return the bytes qemu-img moved through user space.
+
+    The raw file is written with O_DIRECT (``-t none``) where its filesystem allows it. It
+    becomes a cache entry, read afterwards only through clones: through the page cache it
+    would only fill memory with a second copy of the image, all of which the fsync before
+    publication must then write back. On the benchmark's XFS FlexVols (2 cores, a VM) a
+    1 GiB sample image converts in 0.25 s this way, against 0.7 to 1.3 s through the page
+    cache, plus 0.1 to 0.2 s of fsync.
+    """
+    cache_mode = ["-t", "none"] if direct_io_supported(destination.parent) else []
     return run(
         [
             "convert",
@@ -143,11 +152,24 @@ def convert_to_raw(source: Path, destination: Path, *, source_format: str) -> in
             "raw",
             "-S",
             "4k",
+            *cache_mode,
             str(source),
             str(destination),
         ],
         limits=CONVERT_LIMITS,
     ).host_bytes
+
+
+def direct_io_supported(folder: Path) -> bool:
+    """Whether files in ``folder`` can be opened with O_DIRECT (not on every filesystem)."""
+    probe = folder / f".direct-io-probe-{os.getpid()}-{threading.get_ident()}"
+    try:
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_DIRECT, 0o600)
+    except OSError:
+        return False
+    os.close(fd)
+    probe.unlink(missing_ok=True)
+    return True
 
 
 def create_overlay(base: Path, overlay: Path, *, size_bytes: int) -> int:

@@ -1,0 +1,191 @@
+"""`bootvol bench`: every provisioning path side by side on a throwaway cluster."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from bootvol.bench.results import BenchPath, BenchResult, SizeResult, median, p95
+from bootvol.bench.runner import BenchOptions, run_benchmark
+from bootvol.cli import output
+
+_ROWS = (
+    (BenchPath.DOWNLOAD, "download (http qcow2 → raw)"),
+    (BenchPath.COPY_OFFLOAD, "copy-offload (raw)"),
+    (BenchPath.COPY_OFFLOAD_QCOW2, "copy-offload (qcow2, converted on host)"),
+    (BenchPath.DIRECT_CLONE, "direct-clone"),
+    (BenchPath.CACHE_CLONE, "cache-clone"),
+)
+# Piped into a file or a README, the tables keep their rows on one line each.
+_PIPED_WIDTH = 150
+
+
+def bench(
+    sizes: str = typer.Option(
+        "1,4", "--sizes", help="Image sizes in GiB, comma-separated; fractions allowed (0.0625)."
+    ),
+    volumes: int = typer.Option(
+        20, "--volumes", min=1, help="Volumes per clone path (direct-clone, cache-clone)."
+    ),
+    slow_volumes: int = typer.Option(
+        3,
+        "--slow-volumes",
+        min=1,
+        help="Volumes per path that moves the whole image (download, copy-offload).",
+    ),
+    folder: Path | None = typer.Option(
+        None,
+        "--dir",
+        file_okay=False,
+        help="Use folders under PATH as FlexVols instead of XFS loopback filesystems "
+        "(the default as root).",
+    ),
+    json_: bool = output.JsonOption,
+) -> None:
+    """Measure download, copy offload, direct clone and cache clone side by side."""
+    options = BenchOptions(
+        sizes_gib=_parse_sizes(sizes), volumes=volumes, slow_volumes=slow_volumes, folder=folder
+    )
+    result = run_benchmark(
+        options, progress=lambda message: output.errors.print(f"[dim]{message}[/dim]")
+    )
+    if json_:
+        output.emit_json(result.to_json())
+        return
+    console = output.console if output.console.is_terminal else Console(width=_PIPED_WIDTH)
+    _print_timings(console, result)
+    _print_space(console, result)
+    _print_targets(console, result)
+
+
+def _parse_sizes(text: str) -> list[float]:
+    try:
+        sizes = [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not a comma-separated list of GiB values") from None
+    if not sizes or any(size <= 0 for size in sizes):
+        raise typer.BadParameter("image sizes must be positive numbers of GiB")
+    return sorted(set(sizes))
+
+
+def _table(
+    console: Console, title: str, columns: Sequence[str], rows: Sequence[Sequence[str]]
+) -> None:
+    view = Table(title=title)
+    for column in columns:
+        view.add_column(column)
+    for row in rows:
+        view.add_row(*row)
+    console.print(view)
+
+
+def _print_timings(console: Console, result: BenchResult) -> None:
+    rows = []
+    for size in result.sizes:
+        rows += _size_rows(size)
+    _table(
+        console,
+        f"bootvol bench: seconds to a usable volume ({result.cluster})",
+        ["image", "path", "volumes", "median s", "p95 s", "vs download", "host bytes", "how"],
+        rows,
+    )
+    console.print(
+        f"download and copy-offload move the whole image: {result.slow_volumes} volumes each "
+        f"(one more download and reference round first, unmeasured); clone paths: "
+        f"{result.volumes} volumes each. host bytes: image bytes through bootvol or its "
+        "qemu-img, the most for one volume."
+    )
+
+
+def _size_rows(size: SizeResult) -> list[tuple[str, ...]]:
+    rows = []
+    for path, title in _ROWS:
+        measured = size.paths[path]
+        rows.append(
+            (
+                f"{size.key} GiB",
+                title,
+                str(len(measured.samples)),
+                _seconds(measured.median_s),
+                _seconds(measured.p95_s),
+                _speedup(size.speedup(measured.median_s)),
+                output.human_bytes(measured.host_bytes),
+                measured.how,
+            )
+        )
+        if path is BenchPath.DOWNLOAD:
+            rows += _reference_rows(size)
+    return rows
+
+
+def _reference_rows(size: SizeResult) -> list[tuple[str, ...]]:
+    reference = size.reference
+    checked = reference.same_guarantees
+    return [
+        (
+            f"{size.key} GiB",
+            "  by hand: curl -o + qemu-img convert",
+            str(len(reference.totals)),
+            _seconds(reference.median_s),
+            _seconds(reference.p95_s),
+            _speedup(size.speedup(reference.median_s)),
+            "-",
+            "not bootvol; unchecked, not durable",
+        ),
+        (
+            f"{size.key} GiB",
+            "  by hand, checked and durable",
+            str(len(checked)),
+            _seconds(median(checked)),
+            _seconds(p95(checked)),
+            _speedup(size.speedup(median(checked))),
+            "-",
+            "curl, md5sum, qemu-img -t none",
+        ),
+    ]
+
+
+def _print_space(console: Console, result: BenchResult) -> None:
+    _table(
+        console,
+        "physical space of the cache-clone volumes (statvfs, cache entry included)",
+        ["image", "volumes", "physical used", "one image", "ratio", "N x image size", "extents"],
+        [
+            (
+                f"{size.key} GiB",
+                str(size.space.volumes),
+                output.human_bytes(size.space.physical_bytes_used),
+                output.human_bytes(size.space.image_physical_bytes),
+                f"{size.space.ratio:.3f}x",
+                output.human_bytes(size.space.naive_bytes),
+                str(size.space.entry_extents),
+            )
+            for size in result.sizes
+        ],
+    )
+    console.print(
+        "extents: data extents of the cache entry; a reflink clone costs time per extent, "
+        "not per byte."
+    )
+
+
+def _print_targets(console: Console, result: BenchResult) -> None:
+    verdicts = {True: "[green]pass[/green]", False: "[red]FAIL[/red]", None: "n/a"}
+    _table(
+        console,
+        "targets",
+        ["target", "result", "measured"],
+        [(t.name, verdicts[t.passed], t.detail) for t in result.targets()],
+    )
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.4f}" if value < 10 else f"{value:.2f}"
+
+
+def _speedup(value: float) -> str:
+    return f"{value:,.0f}x" if value >= 10 else f"{value:.2f}x"

@@ -1,0 +1,81 @@
+"""`bootvol bench` end to end on tiny images: every path is measured where it claims to be.
+
+Timings are not asserted: the performance targets belong to the benchmark's own run on its
+reference machine (see the README). What a tiny run checks is that each path was really
+taken and moved the bytes, and used the space, the engine promises.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from bootvol.storage.loopback import loopback_unavailable
+
+MiB = 1 << 20
+SIZE = "0.03125"  # GiB: a 32 MiB image
+BENCH = [sys.executable, "-m", "bootvol", "bench"]
+PATHS = ("download", "copy-offload", "copy-offload-qcow2", "direct-clone", "cache-clone")
+
+
+def require_loopback() -> None:
+    reason = loopback_unavailable()
+    if reason is None:
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"the benchmark needs loopback filesystems under CI: {reason}")
+    pytest.skip(f"the benchmark needs loopback filesystems: {reason}")
+
+
+def run_bench(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*BENCH, *args], capture_output=True, text=True, check=False, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def report() -> dict[str, Any]:
+    require_loopback()
+    result = run_bench("--sizes", SIZE, "--volumes", "3", "--slow-volumes", "1", "--json")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_every_path_is_measured(report: dict[str, Any]) -> None:
+    assert report["sizes_gib"] == [float(SIZE)]
+    for path in PATHS:
+        measured = report["paths"][path][SIZE]
+        assert measured["median_s"] > 0
+        assert measured["p95_s"] >= measured["median_s"]
+    assert report["paths"]["download"][SIZE]["volumes"] == 1
+    assert report["paths"]["cache-clone"][SIZE]["volumes"] == 3
+    assert report["paths"]["direct-clone"][SIZE]["volumes"] == 3
+    assert report["reference"][SIZE]["median_s"] > 0
+    assert {target["name"] for target in report["targets"]}
+
+
+def test_only_the_naive_paths_pass_image_bytes_through_the_host(report: dict[str, Any]) -> None:
+    image_bytes = report["images"][SIZE]["image_bytes"]
+    for path in ("copy-offload", "direct-clone", "cache-clone"):
+        assert report["paths"][path][SIZE]["host_bytes"] < MiB, path
+    # Written on download, then read and written by qemu-img convert.
+    assert report["paths"]["download"][SIZE]["host_bytes"] > image_bytes // 2
+    assert report["paths"]["download"][SIZE]["host_bytes"] > report["images"][SIZE]["qcow2_bytes"]
+    assert report["paths"]["copy-offload-qcow2"][SIZE]["host_bytes"] > 0
+
+
+def test_clones_of_one_image_take_the_space_of_one_image(report: dict[str, Any]) -> None:
+    space = report["space"]
+    assert space["volumes"] == 3
+    assert space["ratio"] < 1.1
+    assert space["physical_bytes_used"] < space["naive_bytes"] / 2
+
+
+def test_sizes_must_be_positive_numbers() -> None:
+    for sizes, says in (("0", "positive"), ("1,one", "comma-separated")):
+        result = run_bench("--sizes", sizes)
+        assert result.returncode != 0
+        assert says in result.stderr
