@@ -16,20 +16,11 @@ import functools
 import subprocess
 import sys
 import threading
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
-from typing import BinaryIO
 
-
-class _SendfileHandler(SimpleHTTPRequestHandler):
-    def copyfile(self, source: BinaryIO, outputfile: BinaryIO) -> None:  # type: ignore[override]
-        # The base class copies through a 64 KiB Python loop; the kernel can do it alone.
-        outputfile.flush()
-        self.connection.sendfile(source)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
+from bootvol.images.local_server import FileHandler
 
 
 class ServedFolder:
@@ -81,7 +72,7 @@ class ServedFolder:
 
 
 def _serve(folder: Path) -> None:
-    handler = functools.partial(_SendfileHandler, directory=str(folder))
+    handler = functools.partial(FileHandler, directory=str(folder))
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)

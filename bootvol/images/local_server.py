@@ -11,9 +11,16 @@ import threading
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
+from typing import BinaryIO
 
 
-class _QuietHandler(SimpleHTTPRequestHandler):
+class FileHandler(SimpleHTTPRequestHandler):
+    """Serves a folder quietly, with sendfile: the kernel moves the bytes, not a Python loop."""
+
+    def copyfile(self, source: BinaryIO, outputfile: BinaryIO) -> None:  # type: ignore[override]
+        outputfile.flush()
+        self.connection.sendfile(source)
+
     def log_message(self, format: str, *args: object) -> None:
         pass
 
@@ -22,7 +29,7 @@ class LocalFileServer:
     """``with LocalFileServer(folder) as server: server.url_for("name")``."""
 
     def __init__(self, folder: Path, *, host: str = "127.0.0.1") -> None:
-        handler = functools.partial(_QuietHandler, directory=str(folder))
+        handler = functools.partial(FileHandler, directory=str(folder))
         self._server = ThreadingHTTPServer((host, 0), handler)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
