@@ -177,10 +177,18 @@ def test_placement_prefers_cache_then_image_then_space(estate: Estate) -> None:
     assert first.flexvol == "images"  # holds the image file
     assert path_of(first) == "direct-clone"
     create(estate, image, "vol_b")  # now vol_b caches it
-    ImageCache(estate.app.topology.get("vol_b"))
     second = estate.app.volumes.create(VolumeCreate(image=image, size_gib=1))
     assert second.flexvol == "vol_b"
     assert path_of(second) == "cache-clone"
+
+    # An image in no FlexVol and no cache: the FlexVol with the most available space.
+    remote = estate.app.images.create(
+        ImageCreate(name="remote", disk_format="raw", url=estate.url("disk.raw"))
+    ).id
+    flexvols = estate.app.topology.volume_flexvols()
+    roomiest = max(flexvols, key=lambda f: f.space().available_bytes)
+    third = estate.app.volumes.create(VolumeCreate(image=remote, size_gib=1))
+    assert third.flexvol == roomiest.name
 
 
 def test_delete_removes_volume_file(estate: Estate) -> None:
