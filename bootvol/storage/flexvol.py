@@ -25,6 +25,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import os
+import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -117,18 +118,19 @@ class FlexVol:
 
         XFS and btrfs release the blocks of a deleted file in the background, so statvfs
         right after an unlink can still count them. syncfs(2) pushes that work, and one call
-        is not always enough (XFS frees in a later log transaction): repeat until two
-        readings agree.
+        is not always enough (XFS frees in a later log transaction): repeat, with a short
+        pause, until two readings agree.
         """
         if not settled:
             return self._statvfs()
         previous = None
-        for _ in range(8):
+        for _ in range(_SETTLE_ROUNDS):
             _syncfs(self.path)
             current = self._statvfs()
             if current == previous:
                 break
             previous = current
+            time.sleep(_SETTLE_PAUSE_SECONDS)  # give the background free a moment to run
         return current
 
     def _statvfs(self) -> Space:
@@ -170,6 +172,8 @@ class FlexVol:
 
 
 _libc = ctypes.CDLL(None, use_errno=True)
+_SETTLE_ROUNDS = 10
+_SETTLE_PAUSE_SECONDS = 0.02
 
 
 def _syncfs(path: Path) -> None:
