@@ -57,6 +57,27 @@ class CacheSettings(_Strict):
         return self
 
 
+class WorkerSettings(_Strict):
+    """Volume workers: how claims on pending volumes expire, and how often workers look.
+
+    A worker holds a claim on the volume it makes for ``lease_seconds`` and renews it every
+    third of that while it works; a worker that dies stops renewing, and once the lease has
+    run out any worker (on any node) claims the volume and makes it again from the start.
+    A volume whose makers died ``max_attempts`` times ends ``error`` instead.
+    """
+
+    lease_seconds: float = Field(30.0, gt=0)
+    max_attempts: int = Field(3, ge=1)
+    poll_seconds: float = Field(1.0, gt=0)
+
+
+class DownloadSettings(_Strict):
+    """HTTP image sources: a server that sends nothing for ``read_timeout_seconds`` fails."""
+
+    connect_timeout_seconds: float = Field(10.0, gt=0)
+    read_timeout_seconds: float = Field(60.0, gt=0)
+
+
 class ClusterSettings(_Strict):
     name: str = Field(min_length=1)
     version: str = Field(pattern=r"^\d+(\.\d+)*$")
@@ -82,6 +103,8 @@ class Settings(_Strict):
     clone_method: CloneMethod = CloneMethod.AUTO
     database_url: str | None = None
     cache: CacheSettings = CacheSettings()
+    workers: WorkerSettings = WorkerSettings()
+    download: DownloadSettings = DownloadSettings()
     cluster: list[ClusterSettings] = Field(min_length=1)
     svm: list[SvmSettings] = Field(min_length=1)
     flexvol: list[FlexVolSettings] = Field(min_length=1)
@@ -140,6 +163,12 @@ clone_method = "auto"              # auto | reflink | qcow2 | copy
 thres_avl_size_perc_start = 20
 thres_avl_size_perc_stop = 60
 expiry_thres_minutes = 720
+
+[workers]
+lease_seconds = 30                 # a dead worker's volumes are taken over after this
+max_attempts = 3                   # … and fail after this many workers died making them
+
+# database_url = "postgresql+psycopg://bootvol@db.example/bootvol"   # many nodes; default SQLite
 
 [[cluster]]
 name = "cluster1"

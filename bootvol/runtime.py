@@ -34,7 +34,7 @@ def open_bootvol(*, config: Path | None = None, data_dir: Path | None = None) ->
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     topology = Topology.from_settings(settings)
     for flexvol in topology:
-        flexvol.ensure()
+        flexvol.ensure(create=True)  # the first start makes a folder FlexVol
         flexvol.remove_stale_scratch()  # left by a process that died mid-operation
     sessions = open_database(settings.effective_database_url)
     images = ImageService(sessions=sessions, store=ImageStore(topology.get(settings.image_store)))

@@ -12,6 +12,10 @@ do not see each other's files. Tests that measure space make their own small fil
 
 Root and loop devices are needed. Without them the tests skip, except under CI=true where a
 skip would hide a broken machine: there they fail.
+
+The metadata store is SQLite unless a test asks for both: ``database_url`` is parametrized
+indirectly with ``"sqlite"`` or ``"postgresql"`` (see ``BOTH_DATABASES``); PostgreSQL tests
+share one throwaway server (tests/postgres.py) and get a fresh database each.
 """
 
 from __future__ import annotations
@@ -30,7 +34,25 @@ from bootvol.images.local_server import LocalFileServer
 from bootvol.runtime import open_bootvol
 from bootvol.storage.loopback import FsKind, mounted_filesystem
 
+from .postgres import PostgresServer, postgres_server
 from .support import Estate, require_loopback, write_config
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    with postgres_server() as server:
+        yield server
+
+
+@pytest.fixture
+def database_url(request: pytest.FixtureRequest) -> str | None:
+    """None (the embedded SQLite) unless parametrized with "postgresql": a fresh database."""
+    kind = getattr(request, "param", "sqlite")
+    if kind == "sqlite":
+        return None
+    assert kind == "postgresql", kind
+    server: PostgresServer = request.getfixturevalue("postgres")
+    return server.new_database()
 
 
 @pytest.fixture(scope="session")
@@ -63,7 +85,10 @@ def small_fs(tmp_path: Path) -> Callable[[FsKind, int], Path]:
 
 @pytest.fixture
 def make_estate(
-    mounts: dict[str, Path], tmp_path: Path, request: pytest.FixtureRequest
+    mounts: dict[str, Path],
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    database_url: str | None,
 ) -> Iterator[Callable[..., Estate]]:
     """Build an Estate; keyword arguments change the default topology or settings."""
     with ExitStack() as stack:
@@ -85,6 +110,8 @@ def make_estate(
                 "vol_c": ("svm2", mounts["xfs_c"] / tag / "vol_c"),
             }
             chosen = flexvols or default
+            if database_url is not None:
+                extra = f'database_url = "{database_url}"\n{extra}'
             for _, folder in chosen.values():
                 stack.callback(shutil.rmtree, folder.parent, True)
             data_dir = tmp_path / f"data-{tag}"

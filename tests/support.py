@@ -18,6 +18,8 @@ from bootvol.runtime import Bootvol
 from bootvol.storage.loopback import loopback_unavailable
 
 MiB = 1 << 20
+# Module-level `pytestmark = BOTH_DATABASES` runs a module's tests on SQLite and PostgreSQL.
+BOTH_DATABASES = pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
 BOOTVOL = [sys.executable, "-m", "bootvol"]
 
 

@@ -9,7 +9,19 @@ from pathlib import Path
 import typer
 from rich.logging import RichHandler
 
-from bootvol.cli import bench, cache, demo, flexvol, identity, image, output, serve, volume
+from bootvol.cli import (
+    bench,
+    bench_load,
+    cache,
+    demo,
+    flexvol,
+    identity,
+    image,
+    output,
+    serve,
+    volume,
+    worker,
+)
 from bootvol.cli.context import state
 from bootvol.config import CONFIG_ENV_VAR
 from bootvol.errors import BootvolError
@@ -26,7 +38,9 @@ app.add_typer(cache.app, name="cache")
 app.add_typer(flexvol.app, name="flexvol")
 app.command("demo")(demo.demo)
 app.command("bench")(bench.bench)
+app.command("bench-load")(bench_load.bench_load)
 app.command("serve")(serve.serve)
+app.command("worker")(worker.worker)
 app.add_typer(identity.project_app, name="project")
 app.add_typer(identity.user_app, name="user")
 

@@ -17,7 +17,12 @@ def serve(
     public_url: str | None = typer.Option(
         None, "--public-url", help="Base URL clients use, if not http://HOST:PORT."
     ),
-    workers: int = typer.Option(2, "--workers", min=1, help="Volume worker threads."),
+    workers: int = typer.Option(
+        2,
+        "--workers",
+        min=1,
+        help="Volume worker threads claiming pending volumes (add nodes with `bootvol worker`).",
+    ),
 ) -> None:
     """Serve /identity/v3, /image/v2 and /volume/v3 (and /metrics) until interrupted."""
     server = Server(bootvol(ctx), host=host, port=port, public_url=public_url, workers=workers)

@@ -143,9 +143,12 @@ class VolumeRecord(Base):
     availability_zone: Mapped[str] = mapped_column(String(255), default=DEFAULT_AVAILABILITY_ZONE)
     # Cinder's volume_image_metadata: what the image said of itself when the volume was cut.
     image_metadata: Mapped[dict[str, str] | None] = mapped_column(JSON)
-    # Which worker is provisioning a ``creating`` volume, and since when (see worker.claim).
+    # Which worker is provisioning a ``creating`` volume, since when, until when its claim
+    # holds unless renewed, and how many claims it has had (see bootvol.volumes.claims).
     claimed_by: Mapped[str | None] = mapped_column(String(255))
     claimed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    lease_expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow

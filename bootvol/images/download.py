@@ -25,9 +25,17 @@ from bootvol.images.transfer import (
     verify,
 )
 
-# A stalled server must not hold a creation forever: connect fast, and give up when no
-# byte arrives for a minute.
-_TIMEOUT = httpx.Timeout(connect=10.0, read=60.0, write=60.0, pool=10.0)
+
+@dataclass(frozen=True)
+class Timeouts:
+    """A stalled server must not hold a creation forever: connect fast, and give up when no
+    byte arrives for ``read`` seconds (the config's ``[download]`` table)."""
+
+    connect: float = 10.0
+    read: float = 60.0
+
+    def for_httpx(self) -> httpx.Timeout:
+        return httpx.Timeout(connect=self.connect, read=self.read, write=self.read, pool=10.0)
 
 
 @dataclass(frozen=True)
@@ -50,12 +58,13 @@ def fetch(
     expected: Expected,
     what: str,
     progress: Progress | None = None,
+    timeouts: Timeouts = Timeouts(),
 ) -> Fetched:
     """Copy the bytes at ``location`` (http(s) URL or local file) into ``destination``."""
     expected = _strongest_hash(expected)
     hashes = [name for name in ("md5", "sha512") if getattr(expected, name)]
     if urlparse(location).scheme in ("http", "https"):
-        chunks = _http_chunks(location, what=what)
+        chunks = _http_chunks(location, what=what, timeouts=timeouts)
         digest = stream_to_file(chunks, destination, progress=progress, hashes=hashes)
         host_bytes = digest.size  # written to the file; the socket reads are not file I/O
     else:
@@ -82,10 +91,11 @@ def _ssl_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
-def _http_chunks(url: str, *, what: str) -> Iterator[bytes]:
+def _http_chunks(url: str, *, what: str, timeouts: Timeouts) -> Iterator[bytes]:
+    client_options = {"follow_redirects": True, "verify": _ssl_context()}
     try:
         with (
-            httpx.Client(timeout=_TIMEOUT, follow_redirects=True, verify=_ssl_context()) as client,
+            httpx.Client(timeout=timeouts.for_httpx(), **client_options) as client,
             client.stream("GET", url) as response,
         ):
             if response.status_code != 200:
@@ -93,5 +103,13 @@ def _http_chunks(url: str, *, what: str) -> Iterator[bytes]:
                     f"{what}: GET {url} answered {response.status_code} {response.reason_phrase}"
                 )
             yield from response.iter_raw(CHUNK_SIZE)
+    except httpx.TimeoutException as exc:
+        raise StorageError(
+            f"{what}: {url} sent nothing for {timeouts.read:g} s (the image server stalled); "
+            "check that server, or raise [download] read_timeout_seconds"
+        ) from exc
     except httpx.HTTPError as exc:
-        raise StorageError(f"{what}: downloading {url} failed: {exc}") from exc
+        raise StorageError(
+            f"{what}: downloading {url} failed: {exc or type(exc).__name__}; "
+            "check that the image server is up and serves the whole file"
+        ) from exc

@@ -59,6 +59,7 @@ class FlexVol:
         self.svm = svm
         self.path = path
         self.holds_volumes = holds_volumes
+        self._ready = False  # ensure() has made or found the folder layout once
 
     def __repr__(self) -> str:
         return f"FlexVol({self.name!r}, {self.path})"
@@ -79,8 +80,18 @@ class FlexVol:
     def bases_dir(self) -> Path:
         return self.state_dir / "bases"
 
-    def ensure(self) -> None:
-        """Create the folder layout; fail clearly if the mount point is missing or read-only."""
+    def ensure(self, *, create: bool = False) -> None:
+        """Create the folder layout; fail clearly if the mount point is missing or read-only.
+
+        The FlexVol's own folder is made on the first call (bootvol's start) or with
+        ``create``: once it existed, a missing folder means an unmounted or deleted FlexVol,
+        and making it again would silently put volumes on whatever filesystem lies beneath.
+        """
+        if self._ready and not create and not self.path.is_dir():
+            raise StorageError(
+                f"FlexVol {self.name}: {self.path} is gone (unmounted or deleted?); mount it "
+                "again or restart bootvol to recreate an empty one"
+            )
         try:
             for folder in (self.path, self.state_dir / "tmp", self.locks_dir, self.bases_dir):
                 folder.mkdir(parents=True, exist_ok=True)
@@ -88,6 +99,7 @@ class FlexVol:
             raise StorageError(
                 f"FlexVol {self.name}: cannot prepare {self.path}: {exc.strerror}"
             ) from exc
+        self._ready = True
 
     def scratch(self) -> AbstractContextManager[Path]:
         """A private folder for work in progress on this filesystem (see storage.scratch)."""

@@ -1,24 +1,43 @@
-"""Which worker provisions a ``creating`` volume: claims recorded on the volume's row.
+"""Which worker provisions a ``creating`` volume: leased claims recorded on the volume's row.
 
-A claim is ``claimed_by`` (``host:pid`` of the claiming process) and ``claimed_at``. A volume
-is claimed at most once: ``claim_next`` takes the oldest unclaimed ``creating`` volume with a
-conditional UPDATE (``… WHERE id = ? AND claimed_by IS NULL``) that only one claimant can win,
-in any number of threads or processes sharing the database. A synchronous creation (the CLI)
-records its claim when it inserts the row, so no worker ever picks it up.
+A claim is ``claimed_by`` (``host:pid`` of the claiming process), ``claimed_at``,
+``lease_expires_at`` and ``attempts`` (how many claims the volume has had). The invariants:
 
-A claim whose process has died on this host is released by ``release_abandoned`` at the
-start of a server, and the volume is made again from the beginning.
+* A volume is claimable when it is in progress (``creating``/``downloading``) and either
+  unclaimed or its lease has run out (a claim without a lease, from before leases, counts
+  as run out). A claim is taken by a conditional UPDATE that re-checks that condition, so
+  among any number of claimants in threads, processes or nodes sharing the database exactly
+  one wins; PostgreSQL re-evaluates the WHERE clause on the row a concurrent winner wrote,
+  and SQLite has one writer at a time. On PostgreSQL the candidate is picked ``FOR UPDATE
+  SKIP LOCKED`` so that concurrent claimants spread over different rows instead of queueing
+  on the oldest one.
+* The holder renews its lease (``Lease``) every third of ``lease_seconds`` while it works.
+  A holder that dies stops renewing; after at most ``lease_seconds`` any worker may claim
+  the volume and make it again from the beginning (the volume's making is idempotent: the
+  volume file is recreated, cache entries are published atomically).
+* A synchronous creation (the CLI) is born claimed by its process and renews like a worker,
+  so no worker takes it while it is being made.
+
+``release_abandoned`` releases at once the claims of dead processes of this host (a restart
+need not wait for their leases to run out).
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import logging
 import os
 import socket
+import threading
+from dataclasses import dataclass
+from types import TracebackType
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 
 from bootvol.db.models import VolumeRecord, VolumeStatus, utcnow
 from bootvol.db.session import SessionFactory
+
+log = logging.getLogger(__name__)
 
 _IN_PROGRESS = (VolumeStatus.CREATING, VolumeStatus.DOWNLOADING)
 
@@ -28,28 +47,120 @@ def this_process() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def claim_next(sessions: SessionFactory, *, claimant: str) -> str | None:
-    """Claim the oldest unclaimed ``creating`` volume; its id, or None when there is none."""
-    while True:
-        with sessions() as session:
-            candidate = session.scalars(
-                select(VolumeRecord.id)
-                .where(VolumeRecord.status == VolumeStatus.CREATING)
-                .where(VolumeRecord.claimed_by.is_(None))
-                .order_by(VolumeRecord.created_at)
-                .limit(1)
-            ).first()
-        if candidate is None:
-            return None
-        with sessions.begin() as session:
-            won = session.execute(
-                update(VolumeRecord)
-                .where(VolumeRecord.id == candidate, VolumeRecord.claimed_by.is_(None))
-                .values(claimed_by=claimant, claimed_at=utcnow())
-            ).rowcount
-        if won == 1:
-            return candidate
-        # Another claimant took it between the SELECT and the UPDATE: look again.
+@dataclass(frozen=True)
+class Claim:
+    volume_id: str
+    claimant: str
+    attempt: int  # 1 for the first claim; more when earlier holders died
+
+
+def _claimable(now: dt.datetime):  # type: ignore[no-untyped-def]
+    return (
+        VolumeRecord.status.in_(_IN_PROGRESS),
+        or_(
+            VolumeRecord.claimed_by.is_(None),
+            VolumeRecord.lease_expires_at.is_(None),
+            VolumeRecord.lease_expires_at < now,
+        ),
+    )
+
+
+def claim_next(sessions: SessionFactory, *, claimant: str, lease_seconds: float) -> Claim | None:
+    """Claim the oldest claimable volume for ``lease_seconds``; None when there is none.
+
+    One statement, ``UPDATE … WHERE id = (SELECT … FOR UPDATE SKIP LOCKED) AND <claimable>
+    RETURNING``: on SQLite it takes the writer lock before it reads (so it waits on
+    busy_timeout rather than failing on a stale snapshot); on PostgreSQL claimants skip rows
+    another has locked, and the outer WHERE re-checks the row a concurrent winner changed.
+    """
+    now = utcnow()
+    oldest = (
+        select(VolumeRecord.id)
+        .where(*_claimable(now))
+        .order_by(VolumeRecord.created_at)
+        .limit(1)
+        .with_for_update(skip_locked=True)  # SQLite's compiler leaves it out: no row locks
+        .scalar_subquery()
+    )
+    with sessions.begin() as session:
+        claimed = session.execute(
+            update(VolumeRecord)
+            .where(VolumeRecord.id == oldest, *_claimable(now))
+            .values(
+                claimed_by=claimant,
+                claimed_at=now,
+                lease_expires_at=now + dt.timedelta(seconds=lease_seconds),
+                attempts=VolumeRecord.attempts + 1,
+            )
+            .returning(VolumeRecord.id, VolumeRecord.attempts)
+            .execution_options(synchronize_session=False)
+        ).first()
+    if claimed is None:
+        return None
+    return Claim(volume_id=claimed[0], claimant=claimant, attempt=claimed[1])
+
+
+def renew(sessions: SessionFactory, *, volume_id: str, claimant: str, lease_seconds: float) -> bool:
+    """Extend ``claimant``'s lease on ``volume_id``; False when it no longer holds it."""
+    with sessions.begin() as session:
+        renewed = session.execute(
+            update(VolumeRecord)
+            .where(VolumeRecord.id == volume_id, VolumeRecord.claimed_by == claimant)
+            .values(lease_expires_at=utcnow() + dt.timedelta(seconds=lease_seconds))
+        ).rowcount
+    return renewed == 1
+
+
+class Lease:
+    """Renew a claim from a background thread for the duration of a ``with`` block."""
+
+    def __init__(
+        self, sessions: SessionFactory, *, volume_id: str, claimant: str, lease_seconds: float
+    ) -> None:
+        self._sessions = sessions
+        self._volume_id = volume_id
+        self._claimant = claimant
+        self._lease_seconds = lease_seconds
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._renew, name=f"lease-{volume_id[:8]}", daemon=True
+        )
+        self.lost = False  # set when another claimant took the volume over
+
+    def __enter__(self) -> Lease:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _renew(self) -> None:
+        # A third of the lease: two renewals may fail (a database hiccup) before it runs out.
+        while not self._stop.wait(self._lease_seconds / 3):
+            try:
+                held = renew(
+                    self._sessions,
+                    volume_id=self._volume_id,
+                    claimant=self._claimant,
+                    lease_seconds=self._lease_seconds,
+                )
+            except Exception:  # try again at the next beat; the lease has slack for it
+                log.exception("renewing the claim on volume %s failed", self._volume_id)
+                continue
+            if not held:
+                self.lost = True
+                log.error(
+                    "volume %s: the claim of %s was taken over (its lease ran out)",
+                    self._volume_id,
+                    self._claimant,
+                )
+                return
 
 
 def release_abandoned(sessions: SessionFactory) -> list[str]:
@@ -70,7 +181,12 @@ def release_abandoned(sessions: SessionFactory) -> list[str]:
             session.execute(
                 update(VolumeRecord)
                 .where(VolumeRecord.id == volume_id, VolumeRecord.claimed_by == claimant)
-                .values(status=VolumeStatus.CREATING, claimed_by=None, claimed_at=None)
+                .values(
+                    status=VolumeStatus.CREATING,
+                    claimed_by=None,
+                    claimed_at=None,
+                    lease_expires_at=None,
+                )
             )
         released.append(volume_id)
     return released

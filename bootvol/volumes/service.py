@@ -18,6 +18,8 @@ addresses volumes by id or unique name; the API by id only.
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 import logging
 import threading
 import time
@@ -55,7 +57,7 @@ from bootvol.images.service import ImageService
 from bootvol.storage import qemu_img
 from bootvol.storage.flexvol import FlexVol
 from bootvol.storage.topology import Topology
-from bootvol.volumes.claims import this_process
+from bootvol.volumes.claims import Lease, this_process
 from bootvol.volumes.cleaner import clean_flexvol
 from bootvol.volumes.events import VolumeObserver
 from bootvol.volumes.placement import check_room, choose_flexvol
@@ -189,6 +191,12 @@ class VolumeService:
             availability_zone=request.availability_zone or DEFAULT_AVAILABILITY_ZONE,
             claimed_by=claimant,
             claimed_at=now if claimant else None,
+            lease_expires_at=(
+                now + dt.timedelta(seconds=self.settings.workers.lease_seconds)
+                if claimant
+                else None
+            ),
+            attempts=1 if claimant else 0,
         )
         self._add_within_quota(record)
         log.info(
@@ -203,12 +211,31 @@ class VolumeService:
         return record
 
     def provision(self, volume_id: str) -> VolumeRecord:
-        """Make an accepted volume; it ends ``available`` or ``error`` (with its message)."""
+        """Make an accepted volume; it ends ``available`` or ``error`` (with its message).
+
+        The claim on it (bootvol.volumes.claims) is renewed while this runs, so that no
+        other worker takes the volume over unless this process dies.
+        """
         record = self._records.get_by_id(volume_id)
         if record is None:
             raise NotFound(f"volume {volume_id} disappeared before it was made")
         if record.status not in (VolumeStatus.CREATING, VolumeStatus.DOWNLOADING):
             raise Conflict(f"volume {volume_id} is {record.status}; only creating volumes are made")
+        lease: contextlib.AbstractContextManager[object] = contextlib.nullcontext()
+        if record.claimed_by is not None:
+            lease = Lease(
+                self._sessions,
+                volume_id=record.id,
+                claimant=record.claimed_by,
+                lease_seconds=self.settings.workers.lease_seconds,
+            )
+        with lease:
+            return self._provision(record)
+
+    def _provision(self, record: VolumeRecord) -> VolumeRecord:
+        max_attempts = self.settings.workers.max_attempts
+        if record.attempts > max_attempts:
+            return self._give_up(record, max_attempts)
         source_kind = "image" if record.image_id else "volume" if record.source_volid else "empty"
         extra: dict[str, Any] = {}
         started = time.perf_counter()
@@ -228,8 +255,8 @@ class VolumeService:
                 made = empty_volume(target=target)
         except BaseException as exc:
             if target is not None:
-                target.remove_files()
-            message = exc.message if isinstance(exc, BootvolError) else f"interrupted: {exc!r}"
+                _remove_quietly(target)
+            message = _failure_message(exc, flexvol)
             log.error("volume %s failed: %s", record.id, message)
             failed = self._records.update(record.id, status=VolumeStatus.ERROR, message=message)
             if self.observer is not None:
@@ -257,6 +284,22 @@ class VolumeService:
             **extra,
         )
 
+    def _give_up(self, record: VolumeRecord, max_attempts: int) -> VolumeRecord:
+        """The workers that made this volume died ``max_attempts`` times: stop trying."""
+        if record.flexvol:
+            flexvol = self.topology.get(record.flexvol)
+            VolumeTarget(volume_id=record.id, flexvol=flexvol, size_bytes=0).remove_files()
+        message = (
+            f"the workers making this volume died {max_attempts} times (killed, out of memory "
+            "or the node went down); see their logs, then delete the volume and create it again"
+        )
+        log.error("volume %s failed: %s", record.id, message)
+        if self.observer is not None:
+            self.observer.volume_failed(
+                source="image" if record.image_id else "volume" if record.source_volid else "empty"
+            )
+        return self._records.update(record.id, status=VolumeStatus.ERROR, message=message)
+
     def _make_from_image(
         self, record: VolumeRecord, target: VolumeTarget
     ) -> tuple[ProvisionedVolume, dict[str, Any]]:
@@ -264,6 +307,7 @@ class VolumeService:
         workflow = Workflow(
             topology=self.topology,
             clone_method=self.settings.clone_method,
+            download=self.settings.download,
             on_download=lambda: self._records.update(record.id, status=VolumeStatus.DOWNLOADING),
         )
         made = workflow.create_volume_from_image(target=target, image=_source(image))
@@ -536,6 +580,26 @@ class VolumeService:
         if record is None or not (caller.sees_everything or record.project_id == caller.project_id):
             raise NotFound(f"Volume {ref} could not be found.")
         return record
+
+
+def _remove_quietly(target: VolumeTarget) -> None:
+    """Undo a failed creation's files; a FlexVol that broke may refuse even that."""
+    try:
+        target.remove_files()
+    except OSError as exc:
+        log.warning("volume %s: cannot remove its files: %s", target.volume_id, exc)
+
+
+def _failure_message(exc: BaseException, flexvol: FlexVol | None) -> str:
+    if isinstance(exc, BootvolError):
+        return exc.message
+    if isinstance(exc, OSError) and flexvol is not None:
+        # errno names what broke on the FlexVol (EROFS, ENOSPC, EIO, ENOENT…).
+        return (
+            f"FlexVol {flexvol.name}: {exc.strerror or exc} ({exc.filename or flexvol.path}); "
+            "check that it is mounted read-write with space available, then retry"
+        )
+    return f"interrupted: {exc!r}"
 
 
 def _validate(request: VolumeCreate) -> None:

@@ -1,12 +1,15 @@
 """The background worker: threads in a server process that make accepted volumes.
 
-Each thread loops: claim the oldest unclaimed ``creating`` volume (bootvol.volumes.claims),
-provision it through the volume service, and look again; with nothing to claim it sleeps
-until the service accepts a volume or ``poll_seconds`` pass (a volume accepted by another
-process is seen by polling). The API thread that accepted a volume never waits for it.
+Each thread loops: claim the oldest claimable volume (bootvol.volumes.claims: unclaimed, or
+its holder's lease ran out), provision it through the volume service (which renews the
+lease meanwhile), and look again; with nothing to claim it sleeps until the service accepts
+a volume or ``poll_seconds`` pass (a volume accepted by another process, or a lease running
+out, is seen by polling). The API thread that accepted a volume never waits for it.
 
-On start, claims held by dead processes of this host are released, so the volumes they
-were making are made again from the beginning.
+Workers run in the API server (``bootvol serve --workers N``) or alone (``bootvol worker``,
+on any node sharing the database and the FlexVol mount paths). On start, claims held by dead
+processes of this host are released at once, so the volumes they were making are made again
+from the beginning without waiting for their leases.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 
+from bootvol.config import WorkerSettings
 from bootvol.db.session import SessionFactory
 from bootvol.volumes.claims import claim_next, release_abandoned, this_process
 from bootvol.volumes.service import VolumeService
@@ -28,11 +32,11 @@ class VolumeWorker:
         sessions: SessionFactory,
         *,
         threads: int = 2,
-        poll_seconds: float = 1.0,
+        settings: WorkerSettings | None = None,
     ) -> None:
         self._volumes = volumes
         self._sessions = sessions
-        self._poll_seconds = poll_seconds
+        self._settings = settings or volumes.settings.workers
         self._claimant = this_process()
         self._stop = threading.Event()
         self._wakeup = threading.Event()
@@ -64,15 +68,25 @@ class VolumeWorker:
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
-                volume_id = claim_next(self._sessions, claimant=self._claimant)
+                claim = claim_next(
+                    self._sessions,
+                    claimant=self._claimant,
+                    lease_seconds=self._settings.lease_seconds,
+                )
             except Exception:  # the database hiccuped: log, wait, try again
                 log.exception("claiming a volume failed")
-                volume_id = None
-            if volume_id is None:
-                self._wakeup.wait(self._poll_seconds)
+                claim = None
+            if claim is None:
+                self._wakeup.wait(self._settings.poll_seconds)
                 self._wakeup.clear()
                 continue
+            if claim.attempt > 1:
+                log.warning(
+                    "volume %s: taking it over (attempt %d; the previous worker died)",
+                    claim.volume_id,
+                    claim.attempt,
+                )
             try:
-                self._volumes.provision(volume_id)
+                self._volumes.provision(claim.volume_id)
             except Exception:  # provision ends the volume in error itself; keep working
-                log.exception("provisioning volume %s failed", volume_id)
+                log.exception("provisioning volume %s failed", claim.volume_id)

@@ -31,9 +31,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bootvol.config import CloneMethod
+from bootvol.config import CloneMethod, DownloadSettings
 from bootvol.errors import InsufficientSpace, InvalidRequest, StorageError
-from bootvol.images.download import Expected, fetch
+from bootvol.images.download import Expected, Timeouts, fetch
 from bootvol.images.inspect import inspect_image, qemu_format
 from bootvol.storage import qemu_img
 from bootvol.storage.flexvol import FlexVol
@@ -105,9 +105,14 @@ class Workflow:
         topology: Topology,
         clone_method: CloneMethod,
         on_download: Callable[[], None] | None = None,
+        download: DownloadSettings | None = None,
     ) -> None:
         self.topology = topology
         self.clone_method = clone_method
+        download = download or DownloadSettings()
+        self._timeouts = Timeouts(
+            connect=download.connect_timeout_seconds, read=download.read_timeout_seconds
+        )
         self._on_download = on_download
 
     def create_volume_from_image(
@@ -257,6 +262,7 @@ class Workflow:
                     staged,
                     expected=Expected(size=image.size, md5=image.md5, sha512=image.sha512),
                     what=f"image {image.id}",
+                    timeouts=self._timeouts,
                 )
             record.host_bytes += fetched.host_bytes
             self._make_raw(staged, temporary, image, target, record)

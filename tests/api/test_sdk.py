@@ -18,10 +18,14 @@ import pytest
 from bootvol.images.service import ImageCreate
 from bootvol.volumes.content import file_sha256, volume_sha256
 
+from ..support import BOTH_DATABASES
 from .conftest import Service
 
-# openstacksdk warns about its own future API changes; they say nothing about the server.
-pytestmark = pytest.mark.filterwarnings("ignore::PendingDeprecationWarning:openstack")
+pytestmark = [
+    # openstacksdk warns about its own future API changes; they say nothing about the server.
+    pytest.mark.filterwarnings("ignore::PendingDeprecationWarning:openstack"),
+    BOTH_DATABASES,
+]
 
 MiB = 1 << 20
 GiB = 1 << 30

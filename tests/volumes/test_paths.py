@@ -13,7 +13,9 @@ from bootvol.volumes.cache import ImageCache
 from bootvol.volumes.content import file_sha256, volume_sha256
 from bootvol.volumes.service import VolumeCreate
 
-from ..support import Estate
+from ..support import BOTH_DATABASES, Estate
+
+pytestmark = BOTH_DATABASES
 
 
 def create(estate: Estate, image: str, flexvol: str, size_gib: int = 1) -> VolumeRecord:

@@ -1,0 +1,83 @@
+"""An HTTP image source that misbehaves on demand: trickles, stalls, or hangs up mid-stream.
+
+``FaultyServer(folder)`` serves files like bootvol's LocalFileServer, with Content-Length,
+in 64 KiB chunks; ``server.mode`` says what happens to each request from then on:
+
+    "normal"    send everything at once
+    "trickle"   sleep ``trickle_seconds`` before every chunk (a slow source to crash in)
+    "stall"     send half, then nothing until the client gives up
+    "hangup"    send half, then close the connection
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import TracebackType
+
+CHUNK = 64 << 10
+
+
+class FaultyServer:
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.mode = "normal"
+        self.trickle_seconds = 0.05
+        self.requests = 0
+        self._release = threading.Event()  # ends stalls at shutdown
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                outer.requests += 1
+                path = outer.folder / self.path.lstrip("/")
+                if not path.is_file():
+                    self.send_error(404)
+                    return
+                data = path.read_bytes()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(data)))
+                self.send_header("Content-Type", "application/octet-stream")
+                self.end_headers()
+                half = len(data) // 2
+                for offset in range(0, len(data), CHUNK):
+                    mode = outer.mode
+                    if mode in ("stall", "hangup") and offset >= half:
+                        if mode == "stall":
+                            outer._release.wait(120)
+                        self.close_connection = True
+                        return
+                    if mode == "trickle":
+                        time.sleep(outer.trickle_seconds)
+                    try:
+                        self.wfile.write(data[offset : offset + CHUNK])
+                    except (BrokenPipeError, ConnectionResetError):
+                        return
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def url_for(self, name: str) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}/{name}"
+
+    def __enter__(self) -> FaultyServer:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._release.set()
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()

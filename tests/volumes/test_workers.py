@@ -1,0 +1,246 @@
+"""Several workers on one database: each pending volume is made exactly once, by any worker,
+and a worker killed (SIGKILL) mid-operation is taken over by another within its lease.
+
+Workers run as real ``bootvol worker`` processes on the test's config; the claims are tested
+on SQLite and on a throwaway PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from bootvol.caller import OPERATOR
+from bootvol.db.models import VolumeRecord, VolumeStatus
+from bootvol.images.service import ImageCreate
+from bootvol.runtime import open_bootvol
+from bootvol.volumes.cache import CACHE_PREFIX, ImageCache
+from bootvol.volumes.claims import claim_next
+from bootvol.volumes.content import volume_sha256
+from bootvol.volumes.service import VolumeCreate
+
+from ..faulty_http import FaultyServer
+from ..support import BOOTVOL, BOTH_DATABASES, Estate
+
+LEASE_SECONDS = 2.0
+WORKERS = f"[workers]\nlease_seconds = {LEASE_SECONDS}\npoll_seconds = 0.2\n"
+_IN_PROGRESS = (VolumeStatus.CREATING, VolumeStatus.DOWNLOADING)
+
+
+@pytest.fixture
+def workers(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[str]]]:
+    """start(estate, wrapper=[...]) → a running `bootvol worker` process, stopped at the end."""
+    started: list[subprocess.Popen[str]] = []
+
+    def start(estate: Estate, *, wrapper: tuple[str, ...] = ()) -> subprocess.Popen[str]:
+        log = tmp_path / f"worker-{len(started)}.log"
+        process = subprocess.Popen(
+            [*wrapper, *BOOTVOL, "--config", str(estate.config), "worker", "--threads", "2"],
+            stdout=subprocess.DEVNULL,
+            stderr=log.open("w"),
+            text=True,
+        )
+        started.append(process)
+        deadline = time.monotonic() + 30
+        while "worker:" not in log.read_text():  # it has released dead claims and claims now
+            assert process.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, "the worker did not start"
+            time.sleep(0.05)
+        return process
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.terminate()
+            process.wait(30)
+
+
+def remote_image(estate: Estate, server: FaultyServer, *, size_mib: int = 16) -> tuple[str, str]:
+    """A qcow2 image served by ``server``; returns (image id, sha256 of its raw bytes)."""
+    raw = estate.sample("disk.raw", size_mib=size_mib)
+    qcow2 = estate.sample_qcow2(raw, "disk.qcow2")
+    image = estate.app.images.create(
+        ImageCreate(
+            name="remote",
+            disk_format="qcow2",
+            url=server.url_for("disk.qcow2"),
+            size=qcow2.stat().st_size,
+            checksum=hashlib.md5(qcow2.read_bytes(), usedforsecurity=False).hexdigest(),
+        )
+    )
+    return image.id, hashlib.sha256(raw.read_bytes()).hexdigest()
+
+
+def accept(estate: Estate, image: str | None, *, flexvol: str | None = None) -> str:
+    request = VolumeCreate(image=image, size_gib=1, flexvol=flexvol)
+    return estate.app.volumes.accept(request, caller=OPERATOR).id
+
+
+def wait_done(estate: Estate, ids: list[str], *, timeout: float) -> list[VolumeRecord]:
+    deadline = time.monotonic() + timeout
+    while True:
+        records = [estate.app.volumes.get(i) for i in ids]
+        pending = [r for r in records if r.status in _IN_PROGRESS]
+        if not pending:
+            return records
+        assert time.monotonic() < deadline, f"{len(pending)} volumes still {pending[0].status}"
+        time.sleep(0.1)
+
+
+def content_sha256(volume: VolumeRecord, length: int) -> str:
+    assert volume.file is not None
+    return volume_sha256(Path(volume.file), file_format=volume.file_format, length=length)
+
+
+@BOTH_DATABASES
+def test_concurrent_claimers_claim_each_volume_once(make_estate) -> None:
+    estate = make_estate(extra=WORKERS)
+    ids = {accept(estate, None) for _ in range(40)}  # empty volumes: accepting is all we need
+    claims: list[str] = []
+    barrier = threading.Barrier(8)
+
+    def claimer(n: int) -> None:
+        barrier.wait()
+        while claim := claim_next(estate.app.sessions, claimant=f"t{n}", lease_seconds=60):
+            claims.append(claim.volume_id)
+
+    threads = [threading.Thread(target=claimer, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert Counter(claims) == Counter(ids)  # every volume once, none twice
+    assert {estate.app.volumes.get(i).attempts for i in ids} == {1}
+
+
+@BOTH_DATABASES
+def test_worker_processes_make_each_volume_exactly_once(make_estate, workers, tmp_path) -> None:
+    estate = make_estate(extra=WORKERS)
+    with FaultyServer(estate.workdir) as server:
+        image, expected = remote_image(estate, server)
+        flexvols = ["vol_a", "vol_b", "vol_c"]
+        ids = [accept(estate, image, flexvol=flexvols[n % 3]) for n in range(24)]
+        for _ in range(3):
+            workers(estate)
+        volumes = wait_done(estate, ids, timeout=120)
+
+    assert all(v.status == VolumeStatus.AVAILABLE for v in volumes), [v.message for v in volumes]
+    assert {v.attempts for v in volumes} == {1}  # no volume was claimed twice
+    assert all(content_sha256(v, 16 << 20) == expected for v in volumes)
+    # Each FlexVol's cache was filled exactly once, by one download or copy offload.
+    fills = Counter(
+        v.flexvol
+        for v in volumes
+        for step in v.provisioning["steps"]
+        if step["name"] == "cache fill" and step["detail"] == "filled"
+    )
+    assert fills == Counter(flexvols)
+    # The image crossed the network once per download, and at most once per FlexVol.
+    downloads = [v for v in volumes if v.provisioning["path"] == "download"]
+    assert server.requests == len(downloads) <= len(flexvols)
+
+
+def scratch_files(estate: Estate, flexvol: str) -> list[Path]:
+    tmp = estate.app.topology.get(flexvol).state_dir / "tmp"
+    return [p for p in tmp.rglob("*") if p.is_file() and p.name != "lock"] if tmp.is_dir() else []
+
+
+def kill_holder(volume: VolumeRecord) -> None:
+    assert volume.claimed_by is not None
+    os.kill(int(volume.claimed_by.rsplit(":", 1)[1]), signal.SIGKILL)
+
+
+def wait_until(condition: Callable[[], bool], *, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+# strace slows a worker down where the test wants to kill it: every call of one system call
+# waits 0.2 s first (-e inject=…:delay_enter), in the worker and its qemu-img children (-f).
+def slowed(syscall: str) -> tuple[str, ...]:
+    return ("strace", "-f", "-qq", "-o", "/dev/null", "-e", f"inject={syscall}:delay_enter=200000")
+
+
+@pytest.mark.parametrize("stage", ["download", "copy-offload", "conversion"])
+def test_killed_worker_is_taken_over_and_leaves_nothing_half_made(
+    make_estate, workers, stage: str
+) -> None:
+    estate = make_estate(extra=WORKERS)
+    with FaultyServer(estate.workdir) as server:
+        if stage == "download":
+            image, expected = remote_image(estate, server)
+            server.mode = "trickle"  # 16 MiB of qcow2 in 64 KiB chunks: seconds
+            wrapper: tuple[str, ...] = ()
+        else:
+            raw = estate.sample("disk.raw")
+            expected = hashlib.sha256(raw.read_bytes()).hexdigest()
+            disk_format = "raw" if stage == "copy-offload" else "qcow2"
+            upload = raw if disk_format == "raw" else estate.sample_qcow2(raw, "disk.qcow2")
+            image = estate.app.images.create_from_file(
+                ImageCreate(name="stored", disk_format=disk_format), upload
+            ).id
+            # images (XFS) → vol_a (another XFS): copy offload by sendfile, then qemu-img.
+            wrapper = slowed("sendfile" if stage == "copy-offload" else "pwrite64")
+        first = workers(estate, wrapper=wrapper)
+        volume_id = accept(estate, image, flexvol="vol_a")
+        wait_until(lambda: bool(scratch_files(estate, "vol_a")), timeout=30, what=f"the {stage}")
+        if stage == "conversion":
+            wait_until(
+                lambda: any(p.suffix != ".qcow2" for p in scratch_files(estate, "vol_a")),
+                timeout=30,
+                what="qemu-img convert",
+            )
+        second = workers(estate)  # another node's worker: it must wait for the lease
+        kill_holder(estate.app.volumes.get(volume_id))
+        killed_at = time.monotonic()
+        first.wait(10)
+        # Nothing half-made is visible under a cache name, now or later.
+        assert not ImageCache(estate.app.topology.get("vol_a")).contains(image)
+        server.mode = "normal"
+        (volume,) = wait_done(estate, [volume_id], timeout=60)
+        taken_over_in = time.monotonic() - killed_at
+
+    assert volume.status == VolumeStatus.AVAILABLE, volume.message
+    assert volume.attempts == 2
+    assert volume.claimed_by is not None and volume.claimed_by.endswith(f":{second.pid}")
+    assert taken_over_in < LEASE_SECONDS + 10
+    assert content_sha256(volume, 16 << 20) == expected
+    names = [p.name for p in estate.flexvols["vol_a"].iterdir()]
+    assert [n for n in names if n.startswith(CACHE_PREFIX)] == [f"{CACHE_PREFIX}{image}"]
+    # The dead worker's scratch is still there (its files were never published) until a
+    # restart, which removes it.
+    assert scratch_files(estate, "vol_a")
+    open_bootvol(config=estate.config)
+    assert scratch_files(estate, "vol_a") == []
+
+
+def test_volume_fails_cleanly_after_max_attempts(make_estate, workers) -> None:
+    estate = make_estate(extra=WORKERS.replace("poll_seconds", "max_attempts = 2\npoll_seconds"))
+    with FaultyServer(estate.workdir) as server:
+        image, _ = remote_image(estate, server)
+        server.mode = "trickle"
+        volume_id = accept(estate, image, flexvol="vol_a")
+        for _ in range(2):  # two workers die making it
+            worker = workers(estate)
+            wait_until(lambda: bool(scratch_files(estate, "vol_a")), timeout=30, what="a fill")
+            kill_holder(estate.app.volumes.get(volume_id))
+            worker.wait(10)
+            open_bootvol(config=estate.config)  # a restart: scratch of the dead goes
+        server.mode = "normal"
+        workers(estate)
+        (volume,) = wait_done(estate, [volume_id], timeout=30)
+    assert volume.status == VolumeStatus.ERROR
+    assert "died 2 times" in (volume.message or "")
+    assert not (estate.flexvols["vol_a"] / f"volume-{volume_id}").exists()
+    assert scratch_files(estate, "vol_a") == []
