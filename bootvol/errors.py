@@ -83,6 +83,10 @@ class StorageError(BootvolError):
     exit_code = 7
 
 
+class ClaimLost(Conflict):
+    """Another worker took over the volume this one was making (this one stalled too long)."""
+
+
 class CloneNotSupported(StorageError):
     """The FlexVol's filesystem refuses FICLONE (ext4, tmpfs, or two different filesystems)."""
 

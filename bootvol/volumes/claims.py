@@ -15,6 +15,12 @@ A claim is ``claimed_by`` (``host:pid`` of the claiming process), ``claimed_at``
   A holder that dies stops renewing; after at most ``lease_seconds`` any worker may claim
   the volume and make it again from the beginning (the volume's making is idempotent: the
   volume file is recreated, cache entries are published atomically).
+* A holder that only stalled (a paused process, a database out of reach) may wake up to
+  find its volume taken over. It checks its claim (``holds``) just before it makes the
+  volume's file, after the long steps, and writes its outcome only while it still holds the
+  claim (``finish``), so it never clobbers the new holder's file or record. What remains is
+  a stall of more than a lease inside the making of the file itself (a reflink takes
+  milliseconds; a full copy on storage that cannot reflink takes longer).
 * A synchronous creation (the CLI) is born claimed by its process and renews like a worker,
   so no worker takes it while it is being made.
 
@@ -161,6 +167,30 @@ class Lease:
                     self._claimant,
                 )
                 return
+
+
+def holds(sessions: SessionFactory, *, volume_id: str, claimant: str) -> bool:
+    """Whether ``claimant`` still holds its claim on ``volume_id``."""
+    with sessions() as session:
+        holder = session.scalar(select(VolumeRecord.claimed_by).where(VolumeRecord.id == volume_id))
+    return holder == claimant
+
+
+def finish(sessions: SessionFactory, *, volume_id: str, claimant: str, **values: object) -> bool:
+    """Write the outcome of ``claimant``'s making of ``volume_id``; False when it lost the claim.
+
+    A holder that stalled past its lease (a paused process, a database out of reach) may
+    find its volume taken over and made again by another worker; its outcome is then stale
+    and must not overwrite the new holder's.
+    """
+    with sessions.begin() as session:
+        written = session.execute(
+            update(VolumeRecord)
+            .where(VolumeRecord.id == volume_id, VolumeRecord.claimed_by == claimant)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+    return written == 1
 
 
 def release_abandoned(sessions: SessionFactory) -> list[str]:

@@ -47,6 +47,7 @@ from bootvol.db.records import Records
 from bootvol.db.session import SessionFactory
 from bootvol.errors import (
     BootvolError,
+    ClaimLost,
     Conflict,
     InsufficientSpace,
     InvalidRequest,
@@ -57,7 +58,7 @@ from bootvol.images.service import ImageService
 from bootvol.storage import qemu_img
 from bootvol.storage.flexvol import FlexVol
 from bootvol.storage.topology import Topology
-from bootvol.volumes.claims import Lease, this_process
+from bootvol.volumes.claims import Lease, finish, holds, this_process
 from bootvol.volumes.cleaner import clean_flexvol
 from bootvol.volumes.events import VolumeObserver
 from bootvol.volumes.placement import check_room, choose_flexvol
@@ -244,7 +245,10 @@ class VolumeService:
         try:
             flexvol = self.topology.get(record.flexvol or "")
             target = VolumeTarget(
-                volume_id=record.id, flexvol=flexvol, size_bytes=record.size_gib * GiB
+                volume_id=record.id,
+                flexvol=flexvol,
+                size_bytes=record.size_gib * GiB,
+                check_claim=lambda: self._check_claim(record),
             )
             target.remove_files()  # left by a worker that died making this volume
             if record.image_id:
@@ -254,35 +258,60 @@ class VolumeService:
             else:
                 made = empty_volume(target=target)
         except BaseException as exc:
-            if target is not None:
-                _remove_quietly(target)
             message = _failure_message(exc, flexvol)
-            log.error("volume %s failed: %s", record.id, message)
-            failed = self._records.update(record.id, status=VolumeStatus.ERROR, message=message)
-            if self.observer is not None:
-                self.observer.volume_failed(source=source_kind)
+            if self._finish(record, status=VolumeStatus.ERROR, message=message):
+                if target is not None:
+                    _remove_quietly(target)
+                log.error("volume %s failed: %s", record.id, message)
+                if self.observer is not None:
+                    self.observer.volume_failed(source=source_kind)
             if not isinstance(exc, Exception):
                 raise
-            return failed
+            return self._records.get_by_id(record.id) or record
         finally:
             if record.image_id and flexvol is not None:
                 self._clean_cache(flexvol)
         provisioning = made.record.to_dict()
-        if self.observer is not None:
+        if (
+            self._finish(
+                record,
+                status=VolumeStatus.AVAILABLE,
+                file=str(made.file),
+                file_format=made.file_format,
+                provisioning=provisioning,
+                message=None,
+                **extra,
+            )
+            and self.observer is not None
+        ):
             self.observer.volume_created(
                 path=str(provisioning["path"]),
                 seconds=time.perf_counter() - started,
                 host_bytes=made.record.host_bytes,
             )
-        return self._records.update(
+        return self._records.get_by_id(record.id) or record
+
+    def _check_claim(self, record: VolumeRecord) -> None:
+        claimant = record.claimed_by
+        if claimant is not None and not holds(
+            self._sessions, volume_id=record.id, claimant=claimant
+        ):
+            raise ClaimLost(f"volume {record.id}: {claimant} lost its claim to another worker")
+
+    def _finish(self, record: VolumeRecord, **values: Any) -> bool:
+        """Record the outcome; False (and nothing written) when another worker took over."""
+        if record.claimed_by is None:
+            self._records.update(record.id, **values)
+            return True
+        if finish(self._sessions, volume_id=record.id, claimant=record.claimed_by, **values):
+            return True
+        log.warning(
+            "volume %s: %s stalled past its lease and another worker took the volume over; "
+            "leaving the outcome to it",
             record.id,
-            status=VolumeStatus.AVAILABLE,
-            file=str(made.file),
-            file_format=made.file_format,
-            provisioning=provisioning,
-            message=None,
-            **extra,
+            record.claimed_by,
         )
+        return False
 
     def _give_up(self, record: VolumeRecord, max_attempts: int) -> VolumeRecord:
         """The workers that made this volume died ``max_attempts`` times: stop trying."""
@@ -294,11 +323,11 @@ class VolumeService:
             "or the node went down); see their logs, then delete the volume and create it again"
         )
         log.error("volume %s failed: %s", record.id, message)
-        if self.observer is not None:
+        if self._finish(record, status=VolumeStatus.ERROR, message=message) and self.observer:
             self.observer.volume_failed(
                 source="image" if record.image_id else "volume" if record.source_volid else "empty"
             )
-        return self._records.update(record.id, status=VolumeStatus.ERROR, message=message)
+        return self._records.get_by_id(record.id) or record
 
     def _make_from_image(
         self, record: VolumeRecord, target: VolumeTarget

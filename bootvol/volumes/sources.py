@@ -35,6 +35,7 @@ def clone_volume(
 ) -> ProvisionedVolume:
     record = ProvisioningRecord(source=f"volume {source_id}")
     kinds = _clone_kinds(target, clone_method, record)
+    target.check_claim()
     for kind in kinds:
         try:
             with record.step(f"clone ({kind})"):
@@ -71,6 +72,7 @@ def clone_volume(
 def empty_volume(*, target: VolumeTarget) -> ProvisionedVolume:
     record = ProvisioningRecord(source="nothing (empty volume)")
     target.flexvol.ensure()
+    target.check_claim()
     with record.step("create sparse file"):
         try:
             with open(target.file, "xb") as volume:

@@ -82,7 +82,7 @@ class VolumeWorker:
                 continue
             if claim.attempt > 1:
                 log.warning(
-                    "volume %s: taking it over (attempt %d; the previous worker died)",
+                    "volume %s: taking it over (attempt %d; the previous holder's lease ran out)",
                     claim.volume_id,
                     claim.attempt,
                 )

@@ -69,6 +69,9 @@ class VolumeTarget:
     volume_id: str
     flexvol: FlexVol
     size_bytes: int
+    # Raises when this process may no longer write the volume's file (its claim was taken
+    # over); called just before the file is made, after the long steps.
+    check_claim: Callable[[], None] = lambda: None
 
     @property
     def file(self) -> Path:
@@ -354,6 +357,7 @@ class Workflow:
                 f"virtual size ({image_size / GiB:.2f} GiB); ask for at least "
                 f"{-(-image_size // GiB)} GiB"
             )
+        target.check_claim()
         file_format = self._clone(source_file, target, record)
         if file_format == "raw":
             with record.step("extend"):

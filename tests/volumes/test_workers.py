@@ -244,3 +244,42 @@ def test_volume_fails_cleanly_after_max_attempts(make_estate, workers) -> None:
     assert "died 2 times" in (volume.message or "")
     assert not (estate.flexvols["vol_a"] / f"volume-{volume_id}").exists()
     assert scratch_files(estate, "vol_a") == []
+
+
+def test_stalled_worker_that_lost_its_claim_leaves_the_volume_to_its_new_holder(
+    make_estate, workers, tmp_path
+) -> None:
+    estate = make_estate(extra=WORKERS)
+    with FaultyServer(estate.workdir) as server:
+        image, expected = remote_image(estate, server)
+        server.mode = "trickle"
+        stalled = workers(estate)
+        volume_id = accept(estate, image, flexvol="vol_a")
+        wait_until(lambda: bool(scratch_files(estate, "vol_a")), timeout=30, what="the download")
+        os.kill(stalled.pid, signal.SIGSTOP)  # alive but silent: its lease runs out
+        try:
+            workers(estate)
+            wait_until(
+                lambda: estate.app.volumes.get(volume_id).attempts == 2,
+                timeout=LEASE_SECONDS + 10,
+                what="the takeover",
+            )
+            server.mode = "normal"
+        finally:
+            os.kill(stalled.pid, signal.SIGCONT)
+        # The stalled worker finishes its cache fill (the new holder waits for it on the fill
+        # lock), then finds its claim gone and must not touch the volume's file or record.
+        wait_until(
+            lambda: "took the volume over" in (tmp_path / "worker-0.log").read_text(),
+            timeout=60,
+            what="the stalled worker to notice",
+        )
+        (volume,) = wait_done(estate, [volume_id], timeout=60)
+
+    assert volume.status == VolumeStatus.AVAILABLE, volume.message
+    # Made once, by the new holder: a reflink of the cache entry, not a fallback forced by a
+    # volume file the stalled worker had already put in its way.
+    assert volume.file_format == "raw"
+    assert volume.provisioning["clone_method"] == "reflink", volume.provisioning["skipped"]
+    assert content_sha256(volume, 16 << 20) == expected
+    assert stalled.poll() is None  # the stalled worker carries on with other work
