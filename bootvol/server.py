@@ -21,6 +21,7 @@ from bootvol.api.app import create_app
 from bootvol.identity import clouds
 from bootvol.identity.service import ADMIN_NAME
 from bootvol.runtime import Bootvol
+from bootvol.volumes.cleaner import PeriodicCleaner
 from bootvol.volumes.worker import VolumeWorker
 
 log = logging.getLogger(__name__)
@@ -51,8 +52,10 @@ class Server:
         self.port = port
         self.public_url = public_url
         self._worker = VolumeWorker(bootvol.volumes, bootvol.sessions, threads=workers)
-        self._stop_cleaner = threading.Event()
-        self._cleaner = threading.Thread(target=self._clean, name="cache-cleaner", daemon=True)
+        self._cleaner = PeriodicCleaner(
+            bootvol.volumes.clean_caches,
+            interval_seconds=bootvol.settings.cache.clean_interval_seconds,
+        )
         self._uvicorn: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self._socket: socket.socket | None = None
@@ -130,13 +133,5 @@ class Server:
         self._cleaner.start()
 
     def _stop_background_work(self) -> None:
-        self._stop_cleaner.set()
+        self._cleaner.stop()
         self._worker.stop()
-
-    def _clean(self) -> None:
-        interval = self.bootvol.settings.cache.clean_interval_seconds
-        while not self._stop_cleaner.wait(interval):
-            try:
-                self.bootvol.volumes.clean_caches()
-            except Exception:  # keep cleaning later; the log says what failed
-                log.exception("periodic cache cleaning failed")

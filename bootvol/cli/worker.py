@@ -2,7 +2,8 @@
 
 Run it on any node that has the same config: the same ``database_url`` (PostgreSQL) and the
 FlexVols mounted at the same paths. It claims pending volumes from the database like the
-workers inside ``bootvol serve`` do, until SIGTERM or Ctrl-C.
+workers inside ``bootvol serve`` do, and runs the cache cleaner every
+``[cache] clean_interval_seconds`` as a server does, until SIGTERM or Ctrl-C.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import typer
 
 from bootvol.cli import output
 from bootvol.cli.context import bootvol
+from bootvol.volumes.cleaner import PeriodicCleaner
 from bootvol.volumes.worker import VolumeWorker
 
 
@@ -22,7 +24,7 @@ def worker(
     ctx: typer.Context,
     threads: int = typer.Option(2, "--threads", min=1, help="Volumes made at once."),
 ) -> None:
-    """Make pending volumes (claimed from the database) until SIGTERM or Ctrl-C."""
+    """Make pending volumes (claimed from the database) and clean caches until SIGTERM or Ctrl-C."""
     app = bootvol(ctx)
     stop = threading.Event()
 
@@ -32,10 +34,15 @@ def worker(
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     volume_worker = VolumeWorker(app.volumes, app.sessions, threads=threads)
+    cleaner = PeriodicCleaner(
+        app.volumes.clean_caches, interval_seconds=app.settings.cache.clean_interval_seconds
+    )
     volume_worker.start()
+    cleaner.start()
     database = app.sessions.kw["bind"].url.render_as_string(hide_password=True)
     output.errors.print(f"worker: {threads} threads on {database}", highlight=False)
     stop.wait()
     # Stop claiming; volumes being made get time to finish, else their leases run out and
     # another worker takes them over.
+    cleaner.stop()
     volume_worker.stop(timeout=app.settings.workers.lease_seconds)

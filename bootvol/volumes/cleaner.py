@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from bootvol.config import CacheSettings
@@ -70,11 +71,15 @@ def _expired(entry: CacheEntry, settings: CacheSettings, now: dt.datetime) -> bo
 
 
 class PeriodicCleaner:
-    """Runs the cleaner over FlexVols every ``clean_interval_seconds`` in a daemon thread."""
+    """Calls ``clean`` every ``interval_seconds`` in a daemon thread until stopped.
 
-    def __init__(self, flexvols: list[FlexVol], settings: CacheSettings) -> None:
-        self._flexvols = flexvols
-        self._settings = settings
+    A server passes ``VolumeService.clean_caches`` (which also counts evictions in the
+    metrics); ``bootvol worker`` does the same on the nodes that run no API.
+    """
+
+    def __init__(self, clean: Callable[[], None], *, interval_seconds: float) -> None:
+        self._clean = clean
+        self._interval_seconds = interval_seconds
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="cache-cleaner", daemon=True)
 
@@ -83,12 +88,12 @@ class PeriodicCleaner:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join()
+        if self._thread.is_alive():
+            self._thread.join()
 
     def _loop(self) -> None:
-        while not self._stop.wait(self._settings.clean_interval_seconds):
-            for flexvol in self._flexvols:
-                try:
-                    clean_flexvol(flexvol, self._settings)
-                except Exception:  # keep cleaning the others; the log says what failed
-                    log.exception("cache cleaner failed on FlexVol %s", flexvol.name)
+        while not self._stop.wait(self._interval_seconds):
+            try:
+                self._clean()
+            except Exception:  # keep cleaning later; the log says what failed
+                log.exception("periodic cache cleaning failed")

@@ -204,7 +204,10 @@ def test_periodic_cleaner_runs_in_the_background(small_fs) -> None:
         expiry_thres_minutes=1,
         clean_interval_seconds=1,
     )
-    cleaner = PeriodicCleaner([flexvol], settings)
+    cleaner = PeriodicCleaner(
+        lambda: clean_flexvol(flexvol, settings),
+        interval_seconds=settings.clean_interval_seconds,
+    )
     cleaner.start()
     try:
         for _ in range(100):  # bounded wait for the first round, not a timing assertion

@@ -283,3 +283,21 @@ def test_stalled_worker_that_lost_its_claim_leaves_the_volume_to_its_new_holder(
     assert volume.provisioning["clone_method"] == "reflink", volume.provisioning["skipped"]
     assert content_sha256(volume, 16 << 20) == expected
     assert stalled.poll() is None  # the stalled worker carries on with other work
+
+
+def test_worker_process_runs_the_cache_cleaner(make_estate, workers) -> None:
+    probe = make_estate()
+    now = int(probe.app.topology.get("vol_a").space().available_percent)
+    cache_settings = (
+        f"[cache]\nthres_avl_size_perc_start = {min(now + 1, 99)}\n"
+        f"thres_avl_size_perc_stop = 100\nexpiry_thres_minutes = 1\nclean_interval_seconds = 1\n"
+    )
+    estate = make_estate(extra=cache_settings + WORKERS)
+    flexvol = estate.app.topology.get("vol_a")
+    flexvol.ensure()
+    cache = ImageCache(flexvol)
+    cache.fill_once("old", lambda path: path.write_bytes(os.urandom(1 << 20)))
+    entry = cache.entry_path("old")
+    os.utime(entry, (0, entry.stat().st_mtime))  # last used in 1970: expired
+    workers(estate)
+    wait_until(lambda: not entry.exists(), timeout=30, what="the worker's cache cleaner")
