@@ -172,6 +172,7 @@ def slowed(syscall: str) -> tuple[str, ...]:
     return ("strace", "-f", "-qq", "-o", "/dev/null", "-e", f"inject={syscall}:delay_enter=200000")
 
 
+@BOTH_DATABASES
 @pytest.mark.parametrize("stage", ["download", "copy-offload", "conversion"])
 def test_killed_worker_is_taken_over_and_leaves_nothing_half_made(
     make_estate, workers, stage: str
@@ -225,6 +226,7 @@ def test_killed_worker_is_taken_over_and_leaves_nothing_half_made(
     assert scratch_files(estate, "vol_a") == []
 
 
+@BOTH_DATABASES
 def test_volume_fails_cleanly_after_max_attempts(make_estate, workers) -> None:
     estate = make_estate(extra=WORKERS.replace("poll_seconds", "max_attempts = 2\npoll_seconds"))
     with FaultyServer(estate.workdir) as server:
@@ -246,6 +248,7 @@ def test_volume_fails_cleanly_after_max_attempts(make_estate, workers) -> None:
     assert scratch_files(estate, "vol_a") == []
 
 
+@BOTH_DATABASES
 def test_stalled_worker_that_lost_its_claim_leaves_the_volume_to_its_new_holder(
     make_estate, workers, tmp_path
 ) -> None:
