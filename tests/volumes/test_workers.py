@@ -1,8 +1,9 @@
-"""Several workers on one database: each pending volume is made exactly once, by any worker,
-and a worker killed (SIGKILL) mid-operation is taken over by another within its lease.
+"""Several workers on one database: each pending volume is made exactly once, by any worker;
+a worker killed (SIGKILL) mid-operation is taken over by another within its lease, and one
+that only stalled (SIGSTOP) past its lease leaves the volume to its new holder.
 
-Workers run as real ``bootvol worker`` processes on the test's config; the claims are tested
-on SQLite and on a throwaway PostgreSQL.
+Workers run as real ``bootvol worker`` processes on the test's config, on SQLite and on a
+throwaway PostgreSQL.
 """
 
 from __future__ import annotations
