@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from types import TracebackType
+
+from bootvol.images.local_server import LocalFileServer
 
 CHUNK = 64 << 10
 
@@ -59,16 +61,13 @@ class FaultyServer:
             def log_message(self, format: str, *args: object) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._http = LocalFileServer(folder, handler=Handler)
 
     def url_for(self, name: str) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/{name}"
+        return self._http.url_for(name)
 
     def __enter__(self) -> FaultyServer:
-        self._thread.start()
+        self._http.__enter__()
         return self
 
     def __exit__(
@@ -77,7 +76,5 @@ class FaultyServer:
         value: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        self._release.set()
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
+        self._release.set()  # stalled requests end, so that the server can shut down
+        self._http.__exit__(kind, value, traceback)

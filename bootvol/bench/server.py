@@ -12,15 +12,12 @@ serves until its standard input closes.
 
 from __future__ import annotations
 
-import functools
 import subprocess
 import sys
-import threading
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
 
-from bootvol.images.local_server import FileHandler
+from bootvol.images.local_server import LocalFileServer
 
 
 class ServedFolder:
@@ -72,16 +69,9 @@ class ServedFolder:
 
 
 def _serve(folder: Path) -> None:
-    handler = functools.partial(FileHandler, directory=str(folder))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    host, port = server.server_address[:2]
-    print(f"http://{host}:{port}", flush=True)
-    sys.stdin.read()  # returns when the parent closes our stdin, or dies
-    server.shutdown()
-    server.server_close()
+    with LocalFileServer(folder) as server:
+        print(server.base_url, flush=True)
+        sys.stdin.read()  # returns when the parent closes our stdin, or dies
 
 
 if __name__ == "__main__":

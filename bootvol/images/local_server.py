@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import functools
 import threading
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
@@ -28,9 +29,17 @@ class FileHandler(SimpleHTTPRequestHandler):
 class LocalFileServer:
     """``with LocalFileServer(folder) as server: server.url_for("name")``."""
 
-    def __init__(self, folder: Path, *, host: str = "127.0.0.1") -> None:
-        handler = functools.partial(FileHandler, directory=str(folder))
+    def __init__(
+        self,
+        folder: Path,
+        *,
+        host: str = "127.0.0.1",
+        handler: Callable[..., BaseHTTPRequestHandler] | None = None,
+    ) -> None:
+        """``handler`` replaces the quiet sendfile FileHandler (tests serve faults with it)."""
+        handler = handler or functools.partial(FileHandler, directory=str(folder))
         self._server = ThreadingHTTPServer((host, 0), handler)
+        self._server.daemon_threads = True  # a stalled request must not hold up shutdown
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
