@@ -11,6 +11,7 @@ in 64 KiB chunks; ``server.mode`` says what happens to each request from then on
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from http.server import BaseHTTPRequestHandler
@@ -18,6 +19,9 @@ from pathlib import Path
 from types import TracebackType
 
 from bootvol.images.local_server import LocalFileServer
+from bootvol.images.service import ImageCreate
+
+from .support import Estate
 
 CHUNK = 64 << 10
 
@@ -78,3 +82,19 @@ class FaultyServer:
     ) -> None:
         self._release.set()  # stalled requests end, so that the server can shut down
         self._http.__exit__(kind, value, traceback)
+
+
+def remote_image(estate: Estate, server: FaultyServer, *, size_mib: int = 16) -> tuple[str, str]:
+    """A qcow2 image served by ``server``; returns (image id, sha256 of its raw bytes)."""
+    raw = estate.sample("disk.raw", size_mib=size_mib)
+    qcow2 = estate.sample_qcow2(raw, "disk.qcow2")
+    image = estate.app.images.create(
+        ImageCreate(
+            name="remote",
+            disk_format="qcow2",
+            url=server.url_for("disk.qcow2"),
+            size=qcow2.stat().st_size,
+            checksum=hashlib.md5(qcow2.read_bytes(), usedforsecurity=False).hexdigest(),
+        )
+    )
+    return image.id, hashlib.sha256(raw.read_bytes()).hexdigest()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ import pytest
 from bootvol.images.service import ImageCreate
 from bootvol.volumes.content import file_sha256, volume_sha256
 
+from ..faulty_http import FaultyServer, remote_image
 from ..support import BOTH_DATABASES
 from .conftest import Service
 
@@ -143,6 +145,25 @@ def test_every_provisioning_path_through_openstacksdk(service: Service, tmp_path
     assert "bootvol_image_cache_misses_total 3.0" in text
     assert 'bootvol_bytes_copied_total{path="download"}' in text
     assert "bootvol_cache_evictions_total" in text or "# TYPE bootvol_cache_evictions" in text
+
+
+def test_a_downloading_volume_reports_it_through_the_api(service: Service) -> None:
+    """Cinder's statuses as a client polls them: creating, downloading, available."""
+    conn = service.connect()
+    with FaultyServer(service.estate.workdir) as source:
+        image, expected = remote_image(service.estate, source)
+        source.mode = "trickle"  # seconds of download: the client sees it happen
+        volume = conn.block_storage.create_volume(size=1, image_id=image, name="slow")
+        seen = [volume.status]
+        deadline = time.monotonic() + 30
+        while seen[-1] != "downloading":
+            assert seen[-1] == "creating" and time.monotonic() < deadline, seen
+            seen.append(conn.block_storage.get_volume(volume.id).status)
+        source.mode = "normal"
+        done = _available(conn, volume)
+    assert seen[0] == "creating" and seen[-1] == "downloading"
+    assert done.metadata["bootvol:path"] == "download"
+    assert _content(service, volume.id, 16 * MiB) == expected
 
 
 @pytest.mark.parametrize("page_size", [1, 2])

@@ -29,7 +29,7 @@ from bootvol.volumes.claims import claim_next
 from bootvol.volumes.content import volume_sha256
 from bootvol.volumes.service import VolumeCreate
 
-from ..faulty_http import FaultyServer
+from ..faulty_http import FaultyServer, remote_image
 from ..support import BOOTVOL, BOTH_DATABASES, Estate
 
 LEASE_SECONDS = 2.0
@@ -63,22 +63,6 @@ def workers(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[str]]]:
         if process.poll() is None:
             process.terminate()
             process.wait(30)
-
-
-def remote_image(estate: Estate, server: FaultyServer, *, size_mib: int = 16) -> tuple[str, str]:
-    """A qcow2 image served by ``server``; returns (image id, sha256 of its raw bytes)."""
-    raw = estate.sample("disk.raw", size_mib=size_mib)
-    qcow2 = estate.sample_qcow2(raw, "disk.qcow2")
-    image = estate.app.images.create(
-        ImageCreate(
-            name="remote",
-            disk_format="qcow2",
-            url=server.url_for("disk.qcow2"),
-            size=qcow2.stat().st_size,
-            checksum=hashlib.md5(qcow2.read_bytes(), usedforsecurity=False).hexdigest(),
-        )
-    )
-    return image.id, hashlib.sha256(raw.read_bytes()).hexdigest()
 
 
 def accept(estate: Estate, image: str | None, *, flexvol: str | None = None) -> str:
