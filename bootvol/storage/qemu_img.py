@@ -63,6 +63,9 @@ def qemu_img_path() -> str:
 
 
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
+# Looked up here, in the parent: between fork and exec a child of a threaded process must
+# not dlopen (another thread may have held the loader's lock at the fork).
+_prctl = ctypes.CDLL(None, use_errno=True).prctl
 
 
 def _die_with_parent() -> None:
@@ -72,8 +75,7 @@ def _die_with_parent() -> None:
     folder after a restart removed it, or holding the FlexVol's space. The calling thread
     waits for qemu-img until it ends, so only its death (the process's) triggers this.
     """
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
 def run(args: list[str], *, limits: Limits, raw_counters: bool = False) -> QemuRun:
