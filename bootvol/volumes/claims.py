@@ -18,7 +18,9 @@ A claim is ``claimed_by`` (``host:pid`` of the claiming process), ``claimed_at``
 * A holder that only stalled (a paused process, a database out of reach) may wake up to
   find its volume taken over. It checks its claim (``holds``) just before it makes the
   volume's file, after the long steps, and writes its outcome only while it still holds the
-  claim (``finish``), so it never clobbers the new holder's file or record. What remains is
+  claim (``finish``), so it never clobbers the new holder's file or record. A claim is
+  identified by its claimant *and* its attempt number (a fencing token): a thread of the
+  same process that re-claims the volume later holds a different claim. What remains is
   a stall of more than a lease inside the making of the file itself (a reflink takes
   milliseconds; a full copy on storage that cannot reflink takes longer).
 * A synchronous creation (the CLI) is born claimed by its process and renews like a worker,
@@ -106,32 +108,60 @@ def claim_next(sessions: SessionFactory, *, claimant: str, lease_seconds: float)
     return Claim(volume_id=claimed[0], claimant=claimant, attempt=claimed[1])
 
 
-def renew(sessions: SessionFactory, *, volume_id: str, claimant: str, lease_seconds: float) -> bool:
-    """Extend ``claimant``'s lease on ``volume_id``; False when it no longer holds it."""
+def _held(claim: Claim):  # type: ignore[no-untyped-def]
+    """The claim is still this one: same claimant and same attempt (a fencing token, so
+    that a thread of the same process re-claiming the volume later does not count)."""
+    return (
+        VolumeRecord.id == claim.volume_id,
+        VolumeRecord.claimed_by == claim.claimant,
+        VolumeRecord.attempts == claim.attempt,
+        VolumeRecord.status.in_(_IN_PROGRESS),
+    )
+
+
+def renew(sessions: SessionFactory, claim: Claim, *, lease_seconds: float) -> bool:
+    """Extend the lease of ``claim``; False when it is no longer held."""
+    return _write(sessions, claim, lease_expires_at=utcnow() + dt.timedelta(seconds=lease_seconds))
+
+
+def holds(sessions: SessionFactory, claim: Claim) -> bool:
+    """Whether ``claim`` is still held."""
+    with sessions() as session:
+        return session.scalar(select(VolumeRecord.id).where(*_held(claim))) is not None
+
+
+def finish(sessions: SessionFactory, claim: Claim, **values: object) -> bool:
+    """Write the outcome of ``claim``'s making of its volume; False when the claim was lost.
+
+    A holder that stalled past its lease (a paused process, a database out of reach) may
+    find its volume taken over and made again by another worker; its outcome is then stale
+    and must not overwrite the new holder's.
+    """
+    return _write(sessions, claim, **values)
+
+
+def _write(sessions: SessionFactory, claim: Claim, **values: object) -> bool:
     with sessions.begin() as session:
-        renewed = session.execute(
+        written = session.execute(
             update(VolumeRecord)
-            .where(VolumeRecord.id == volume_id, VolumeRecord.claimed_by == claimant)
-            .values(lease_expires_at=utcnow() + dt.timedelta(seconds=lease_seconds))
+            .where(*_held(claim))
+            .values(**values)
+            .execution_options(synchronize_session=False)
         ).rowcount
-    return renewed == 1
+    return written == 1
 
 
 class Lease:
     """Renew a claim from a background thread for the duration of a ``with`` block."""
 
-    def __init__(
-        self, sessions: SessionFactory, *, volume_id: str, claimant: str, lease_seconds: float
-    ) -> None:
+    def __init__(self, sessions: SessionFactory, claim: Claim, *, lease_seconds: float) -> None:
         self._sessions = sessions
-        self._volume_id = volume_id
-        self._claimant = claimant
+        self._claim = claim
         self._lease_seconds = lease_seconds
         self._stop = threading.Event()
         self._thread = threading.Thread(
-            target=self._renew, name=f"lease-{volume_id[:8]}", daemon=True
+            target=self._renew, name=f"lease-{claim.volume_id[:8]}", daemon=True
         )
-        self.lost = False  # set when another claimant took the volume over
 
     def __enter__(self) -> Lease:
         self._thread.start()
@@ -150,47 +180,20 @@ class Lease:
         # A third of the lease: two renewals may fail (a database hiccup) before it runs out.
         while not self._stop.wait(self._lease_seconds / 3):
             try:
-                held = renew(
-                    self._sessions,
-                    volume_id=self._volume_id,
-                    claimant=self._claimant,
-                    lease_seconds=self._lease_seconds,
-                )
+                held = renew(self._sessions, self._claim, lease_seconds=self._lease_seconds)
             except Exception:  # try again at the next beat; the lease has slack for it
-                log.exception("renewing the claim on volume %s failed", self._volume_id)
+                log.exception("renewing the claim on volume %s failed", self._claim.volume_id)
                 continue
             if not held:
-                self.lost = True
+                if self._stop.is_set():
+                    return  # the volume was finished meanwhile: the claim ended, not lost
                 log.error(
-                    "volume %s: the claim of %s was taken over (its lease ran out)",
-                    self._volume_id,
-                    self._claimant,
+                    "volume %s: the claim of %s (attempt %d) was taken over or ended",
+                    self._claim.volume_id,
+                    self._claim.claimant,
+                    self._claim.attempt,
                 )
                 return
-
-
-def holds(sessions: SessionFactory, *, volume_id: str, claimant: str) -> bool:
-    """Whether ``claimant`` still holds its claim on ``volume_id``."""
-    with sessions() as session:
-        holder = session.scalar(select(VolumeRecord.claimed_by).where(VolumeRecord.id == volume_id))
-    return holder == claimant
-
-
-def finish(sessions: SessionFactory, *, volume_id: str, claimant: str, **values: object) -> bool:
-    """Write the outcome of ``claimant``'s making of ``volume_id``; False when it lost the claim.
-
-    A holder that stalled past its lease (a paused process, a database out of reach) may
-    find its volume taken over and made again by another worker; its outcome is then stale
-    and must not overwrite the new holder's.
-    """
-    with sessions.begin() as session:
-        written = session.execute(
-            update(VolumeRecord)
-            .where(VolumeRecord.id == volume_id, VolumeRecord.claimed_by == claimant)
-            .values(**values)
-            .execution_options(synchronize_session=False)
-        ).rowcount
-    return written == 1
 
 
 def release_abandoned(sessions: SessionFactory) -> list[str]:

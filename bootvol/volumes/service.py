@@ -58,7 +58,7 @@ from bootvol.images.service import ImageService
 from bootvol.storage import qemu_img
 from bootvol.storage.flexvol import FlexVol
 from bootvol.storage.topology import Topology
-from bootvol.volumes.claims import Lease, finish, holds, this_process
+from bootvol.volumes.claims import Claim, Lease, finish, holds, this_process
 from bootvol.volumes.cleaner import clean_flexvol
 from bootvol.volumes.events import VolumeObserver
 from bootvol.volumes.placement import check_room, choose_flexvol
@@ -222,22 +222,19 @@ class VolumeService:
             raise NotFound(f"volume {volume_id} disappeared before it was made")
         if record.status not in (VolumeStatus.CREATING, VolumeStatus.DOWNLOADING):
             raise Conflict(f"volume {volume_id} is {record.status}; only creating volumes are made")
+        claim = None
         lease: contextlib.AbstractContextManager[object] = contextlib.nullcontext()
         if record.claimed_by is not None:
-            lease = Lease(
-                self._sessions,
-                volume_id=record.id,
-                claimant=record.claimed_by,
-                lease_seconds=self.settings.workers.lease_seconds,
-            )
+            claim = Claim(volume_id=record.id, claimant=record.claimed_by, attempt=record.attempts)
+            lease = Lease(self._sessions, claim, lease_seconds=self.settings.workers.lease_seconds)
         with lease:
-            return self._provision(record)
+            return self._provision(record, claim)
 
-    def _provision(self, record: VolumeRecord) -> VolumeRecord:
+    def _provision(self, record: VolumeRecord, claim: Claim | None) -> VolumeRecord:
         max_attempts = self.settings.workers.max_attempts
         if record.attempts > max_attempts:
-            return self._give_up(record, max_attempts)
-        source_kind = "image" if record.image_id else "volume" if record.source_volid else "empty"
+            return self._give_up(record, claim, max_attempts)
+        source_kind = _source_kind(record)
         extra: dict[str, Any] = {}
         started = time.perf_counter()
         flexvol: FlexVol | None = None
@@ -248,18 +245,18 @@ class VolumeService:
                 volume_id=record.id,
                 flexvol=flexvol,
                 size_bytes=record.size_gib * GiB,
-                check_claim=lambda: self._check_claim(record),
+                check_claim=lambda: self._check_claim(claim),
             )
             target.remove_files()  # left by a worker that died making this volume
             if record.image_id:
-                made, extra = self._make_from_image(record, target)
+                made, extra = self._make_from_image(record, target, claim)
             elif record.source_volid:
                 made, extra = self._make_from_volume(record, target)
             else:
                 made = empty_volume(target=target)
         except BaseException as exc:
             message = _failure_message(exc, flexvol)
-            if self._finish(record, status=VolumeStatus.ERROR, message=message):
+            if self._finish(record, claim, status=VolumeStatus.ERROR, message=message):
                 if target is not None:
                     _remove_quietly(target)
                 log.error("volume %s failed: %s", record.id, message)
@@ -275,6 +272,7 @@ class VolumeService:
         if (
             self._finish(
                 record,
+                claim,
                 status=VolumeStatus.AVAILABLE,
                 file=str(made.file),
                 file_format=made.file_format,
@@ -291,53 +289,57 @@ class VolumeService:
             )
         return self._records.get_by_id(record.id) or record
 
-    def _check_claim(self, record: VolumeRecord) -> None:
-        claimant = record.claimed_by
-        if claimant is not None and not holds(
-            self._sessions, volume_id=record.id, claimant=claimant
-        ):
-            raise ClaimLost(f"volume {record.id}: {claimant} lost its claim to another worker")
+    def _check_claim(self, claim: Claim | None) -> None:
+        if claim is not None and not holds(self._sessions, claim):
+            raise ClaimLost(
+                f"volume {claim.volume_id}: {claim.claimant} lost its claim to another worker"
+            )
 
-    def _finish(self, record: VolumeRecord, **values: Any) -> bool:
+    def _finish(self, record: VolumeRecord, claim: Claim | None, **values: Any) -> bool:
         """Record the outcome; False (and nothing written) when another worker took over."""
-        if record.claimed_by is None:
+        if claim is None:
             self._records.update(record.id, **values)
             return True
-        if finish(self._sessions, volume_id=record.id, claimant=record.claimed_by, **values):
+        if finish(self._sessions, claim, **values):
             return True
         log.warning(
             "volume %s: %s stalled past its lease and another worker took the volume over; "
             "leaving the outcome to it",
             record.id,
-            record.claimed_by,
+            claim.claimant,
         )
         return False
 
-    def _give_up(self, record: VolumeRecord, max_attempts: int) -> VolumeRecord:
+    def _mark_downloading(self, record: VolumeRecord, claim: Claim | None) -> None:
+        if not self._finish(record, claim, status=VolumeStatus.DOWNLOADING):
+            raise ClaimLost(f"volume {record.id}: lost its claim before the download")
+
+    def _give_up(
+        self, record: VolumeRecord, claim: Claim | None, max_attempts: int
+    ) -> VolumeRecord:
         """The workers that made this volume died ``max_attempts`` times: stop trying."""
-        if record.flexvol:
-            flexvol = self.topology.get(record.flexvol)
-            VolumeTarget(volume_id=record.id, flexvol=flexvol, size_bytes=0).remove_files()
         message = (
             f"the workers making this volume died {max_attempts} times (killed, out of memory "
             "or the node went down); see their logs, then delete the volume and create it again"
         )
-        log.error("volume %s failed: %s", record.id, message)
-        if self._finish(record, status=VolumeStatus.ERROR, message=message) and self.observer:
-            self.observer.volume_failed(
-                source="image" if record.image_id else "volume" if record.source_volid else "empty"
-            )
+        if self._finish(record, claim, status=VolumeStatus.ERROR, message=message):
+            log.error("volume %s failed: %s", record.id, message)
+            if record.flexvol:
+                flexvol = self.topology.get(record.flexvol)
+                VolumeTarget(volume_id=record.id, flexvol=flexvol, size_bytes=0).remove_files()
+            if self.observer is not None:
+                self.observer.volume_failed(source=_source_kind(record))
         return self._records.get_by_id(record.id) or record
 
     def _make_from_image(
-        self, record: VolumeRecord, target: VolumeTarget
+        self, record: VolumeRecord, target: VolumeTarget, claim: Claim | None
     ) -> tuple[ProvisionedVolume, dict[str, Any]]:
         image = self.images.get(record.image_id or "")
         workflow = Workflow(
             topology=self.topology,
             clone_method=self.settings.clone_method,
             download=self.settings.download,
-            on_download=lambda: self._records.update(record.id, status=VolumeStatus.DOWNLOADING),
+            on_download=lambda: self._mark_downloading(record, claim),
         )
         made = workflow.create_volume_from_image(target=target, image=_source(image))
         # Cinder marks a volume made from an image bootable and keeps what the image said of
@@ -609,6 +611,10 @@ class VolumeService:
         if record is None or not (caller.sees_everything or record.project_id == caller.project_id):
             raise NotFound(f"Volume {ref} could not be found.")
         return record
+
+
+def _source_kind(record: VolumeRecord) -> str:
+    return "image" if record.image_id else "volume" if record.source_volid else "empty"
 
 
 def _remove_quietly(target: VolumeTarget) -> None:

@@ -25,7 +25,7 @@ from bootvol.db.models import VolumeRecord, VolumeStatus
 from bootvol.images.service import ImageCreate
 from bootvol.runtime import open_bootvol
 from bootvol.volumes.cache import CACHE_PREFIX, ImageCache
-from bootvol.volumes.claims import claim_next
+from bootvol.volumes.claims import claim_next, finish, holds, renew
 from bootvol.volumes.content import volume_sha256
 from bootvol.volumes.service import VolumeCreate
 
@@ -105,6 +105,28 @@ def test_concurrent_claimers_claim_each_volume_once(make_estate) -> None:
         thread.join()
     assert Counter(claims) == Counter(ids)  # every volume once, none twice
     assert {estate.app.volumes.get(i).attempts for i in ids} == {1}
+
+
+@BOTH_DATABASES
+def test_a_claim_is_fenced_by_its_attempt(make_estate) -> None:
+    """The same process re-claiming a volume after its lease ran out holds a new claim: the
+    old one can neither renew nor write an outcome, and a finished volume is not claimable."""
+    estate = make_estate(extra=WORKERS)
+    sessions = estate.app.sessions
+    volume_id = accept(estate, None)
+    first = claim_next(sessions, claimant="node:1", lease_seconds=0.2)
+    assert first is not None and first.attempt == 1
+    time.sleep(0.3)
+    second = claim_next(sessions, claimant="node:1", lease_seconds=60)
+    assert second is not None and (second.volume_id, second.attempt) == (volume_id, 2)
+
+    assert not holds(sessions, first) and holds(sessions, second)
+    assert not renew(sessions, first, lease_seconds=60)
+    assert not finish(sessions, first, status=VolumeStatus.ERROR, message="stale")
+    assert finish(sessions, second, status=VolumeStatus.AVAILABLE)
+    assert estate.app.volumes.get(volume_id).status == VolumeStatus.AVAILABLE
+    assert not finish(sessions, second, status=VolumeStatus.ERROR)  # ended: nothing in progress
+    assert claim_next(sessions, claimant="node:2", lease_seconds=60) is None
 
 
 @BOTH_DATABASES
