@@ -19,7 +19,6 @@ from pathlib import Path
 from types import TracebackType
 
 from bootvol.images.local_server import LocalFileServer
-from bootvol.images.service import ImageCreate
 
 from .support import Estate
 
@@ -86,15 +85,5 @@ class FaultyServer:
 
 def remote_image(estate: Estate, server: FaultyServer, *, size_mib: int = 16) -> tuple[str, str]:
     """A qcow2 image served by ``server``; returns (image id, sha256 of its raw bytes)."""
-    raw = estate.sample("disk.raw", size_mib=size_mib)
-    qcow2 = estate.sample_qcow2(raw, "disk.qcow2")
-    image = estate.app.images.create(
-        ImageCreate(
-            name="remote",
-            disk_format="qcow2",
-            url=server.url_for("disk.qcow2"),
-            size=qcow2.stat().st_size,
-            checksum=hashlib.md5(qcow2.read_bytes(), usedforsecurity=False).hexdigest(),
-        )
-    )
-    return image.id, hashlib.sha256(raw.read_bytes()).hexdigest()
+    image, raw = estate.remote_image(size_mib=size_mib, url_for=server.url_for)
+    return image, hashlib.sha256(raw.read_bytes()).hexdigest()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -14,6 +15,7 @@ import pytest
 
 from bootvol.images.local_server import LocalFileServer
 from bootvol.images.sample import make_qcow2, make_raw
+from bootvol.images.service import ImageCreate
 from bootvol.runtime import Bootvol
 from bootvol.storage.loopback import loopback_unavailable
 
@@ -66,6 +68,24 @@ class Estate:
 
     def url(self, name: str) -> str:
         return self.server.url_for(name)
+
+    def remote_image(
+        self, *, size_mib: int = 16, url_for: Callable[[str], str] | None = None
+    ) -> tuple[str, Path]:
+        """A qcow2 image registered by URL (this estate's file server, or ``url_for``'s),
+        with its size and md5 to verify; returns (image id, the raw disk it holds)."""
+        raw = self.sample("disk.raw", size_mib=size_mib)
+        qcow2 = self.sample_qcow2(raw, "disk.qcow2")
+        image = self.app.images.create(
+            ImageCreate(
+                name="remote",
+                disk_format="qcow2",
+                url=(url_for or self.url)("disk.qcow2"),
+                size=qcow2.stat().st_size,
+                checksum=hashlib.md5(qcow2.read_bytes(), usedforsecurity=False).hexdigest(),
+            )
+        )
+        return image.id, raw
 
 
 def write_config(

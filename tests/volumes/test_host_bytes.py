@@ -8,7 +8,6 @@ are not such calls, and are not counted.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import subprocess
@@ -87,16 +86,7 @@ def test_clone_and_raw_copy_offload_move_no_image_bytes(
 
 def test_download_bytes_are_seen_and_reported(estate: Estate, tmp_path: Path) -> None:
     """The same tracing does see bytes when they cross: the checks above could fail."""
-    raw = estate.sample("disk.raw", size_mib=32)
-    qcow2 = estate.sample_qcow2(raw, "disk.qcow2")
-    image = estate.app.images.create(
-        ImageCreate(
-            name="r",
-            disk_format="qcow2",
-            url=estate.url("disk.qcow2"),
-            checksum=hashlib.md5(qcow2.read_bytes(), usedforsecurity=False).hexdigest(),
-        )
-    ).id
+    image, raw = estate.remote_image(size_mib=32)
     volume, traced = traced_create(estate, tmp_path, image, "vol_a")
     assert volume["provisioning"]["path"] == "download"
     data_bytes = raw.stat().st_size // 2  # the sample fills every other MiB

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import pytest
@@ -97,17 +96,7 @@ def test_copy_offload_on_one_filesystem_uses_copy_file_range(estate: Estate) -> 
 
 
 def test_remote_qcow2_image_is_downloaded_once_then_cloned(estate: Estate) -> None:
-    raw = estate.sample("disk.raw")
-    qcow2 = estate.sample_qcow2(raw, "disk.qcow2")
-    image = estate.app.images.create(
-        ImageCreate(
-            name="remote",
-            disk_format="qcow2",
-            url=estate.url("disk.qcow2"),
-            size=qcow2.stat().st_size,
-            checksum=hashlib.md5(qcow2.read_bytes(), usedforsecurity=False).hexdigest(),
-        )
-    ).id
+    image, raw = estate.remote_image()
     first = create(estate, image, "vol_a")
     assert path_of(first) == "download"
     steps = [s["name"] for s in first.provisioning["steps"]]
