@@ -64,7 +64,7 @@ def fetch(
     expected = _strongest_hash(expected)
     hashes = [name for name in ("md5", "sha512") if getattr(expected, name)]
     if urlparse(location).scheme in ("http", "https"):
-        chunks = _http_chunks(location, what=what, timeouts=timeouts)
+        chunks = http_chunks(location, what=what, timeouts=timeouts)
         digest = stream_to_file(chunks, destination, progress=progress, hashes=hashes)
         host_bytes = digest.size  # written to the file; the socket reads are not file I/O
     else:
@@ -91,7 +91,8 @@ def _ssl_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
-def _http_chunks(url: str, *, what: str, timeouts: Timeouts) -> Iterator[bytes]:
+def http_chunks(url: str, *, what: str, timeouts: Timeouts = Timeouts()) -> Iterator[bytes]:
+    """The body of ``GET url`` in chunks of about CHUNK_SIZE; errors say what to check."""
     client_options = {"follow_redirects": True, "verify": _ssl_context()}
     try:
         with (

@@ -38,6 +38,7 @@ from bootvol.errors import (
     InvalidRequest,
     NotFound,
 )
+from bootvol.images.download import http_chunks
 from bootvol.images.inspect import DISK_FORMATS
 from bootvol.images.patch import (
     CONTAINER_FORMATS,
@@ -48,7 +49,6 @@ from bootvol.images.patch import (
     apply_patch,
     check_visibility,
 )
-from bootvol.images.reader import remote_chunks
 from bootvol.images.store import ImageStore
 from bootvol.images.transfer import HASH_ALGO, Progress, read_chunks
 
@@ -291,7 +291,7 @@ class ImageService:
         if record.status != ImageStatus.ACTIVE or not record.location:
             return None
         if urlparse(record.location).scheme in ("http", "https"):
-            chunks = remote_chunks(record.location, what=f"image {record.id}")
+            chunks = http_chunks(record.location, what=f"image {record.id}")
         else:
             chunks = iter(_read_file(Path(record.location)))
         return ImageData(size=record.size, checksum=record.checksum, chunks=chunks)

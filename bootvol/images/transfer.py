@@ -117,13 +117,12 @@ _ZEROS = bytes(CHUNK_SIZE)
 
 
 def _all_zeros(chunk: bytes) -> bool:
-    """Whether ``chunk`` holds only zeros, without making a zero buffer per chunk (a fresh
-    ``bytes(n)`` allocates and zeroes a MiB for every MiB that passes)."""
-    if len(chunk) == CHUNK_SIZE:
-        return chunk == _ZEROS  # memcmp: stops at the first non-zero byte
-    if len(chunk) < CHUNK_SIZE:
-        return chunk == _ZEROS[: len(chunk)]
-    return chunk.count(0) == len(chunk)
+    """Whether ``chunk`` holds only zeros: memcmp against one shared zero buffer, without
+    copying it or allocating a new one per chunk (a fresh ``bytes(n)`` zeroes a MiB per MiB)."""
+    if len(chunk) <= CHUNK_SIZE:
+        return _ZEROS.startswith(chunk)
+    # Longer chunks (joined from the socket's pieces): the first MiB, then the rest.
+    return chunk.startswith(_ZEROS) and _all_zeros(chunk[CHUNK_SIZE:])
 
 
 def read_chunks(path: Path) -> Iterable[bytes]:

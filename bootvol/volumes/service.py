@@ -55,7 +55,6 @@ from bootvol.errors import (
     QuotaExceeded,
 )
 from bootvol.images.service import ImageService
-from bootvol.storage import qemu_img
 from bootvol.storage.flexvol import FlexVol
 from bootvol.storage.topology import Topology
 from bootvol.volumes.claims import Claim, Lease, finish, holds, this_process
@@ -63,7 +62,13 @@ from bootvol.volumes.cleaner import clean_flexvol
 from bootvol.volumes.events import VolumeObserver
 from bootvol.volumes.placement import check_room, choose_flexvol
 from bootvol.volumes.sources import clone_volume, empty_volume
-from bootvol.volumes.workflow import ImageSource, ProvisionedVolume, VolumeTarget, Workflow
+from bootvol.volumes.workflow import (
+    ImageSource,
+    ProvisionedVolume,
+    VolumeTarget,
+    Workflow,
+    grow,
+)
 
 log = logging.getLogger(__name__)
 
@@ -593,12 +598,7 @@ class VolumeService:
         size_bytes = new_size_gib * GiB
         self._records.update(record.id, status=VolumeStatus.EXTENDING)
         try:
-            if record.file_format == "raw":
-                flexvol.extend(Path(record.file), size_bytes)
-            else:
-                qemu_img.resize(
-                    Path(record.file), image_format=record.file_format, size_bytes=size_bytes
-                )
+            grow(flexvol, Path(record.file), file_format=record.file_format, size_bytes=size_bytes)
         except BootvolError:
             self._records.update(record.id, status=VolumeStatus.AVAILABLE)
             raise

@@ -22,7 +22,13 @@ from bootvol.config import CloneMethod
 from bootvol.errors import CloneNotSupported, StorageError
 from bootvol.storage import qemu_img
 from bootvol.volumes.records import CloneKind, ProvisioningPath, ProvisioningRecord
-from bootvol.volumes.workflow import ProvisionedVolume, VolumeTarget
+from bootvol.volumes.workflow import (
+    ProvisionedVolume,
+    VolumeTarget,
+    as_storage_error,
+    clone_into,
+    grow,
+)
 
 
 def clone_volume(
@@ -36,35 +42,20 @@ def clone_volume(
     record = ProvisioningRecord(source=f"volume {source_id}")
     kinds = _clone_kinds(target, clone_method, record)
     target.check_claim()
-    for kind in kinds:
-        try:
-            with record.step(f"clone ({kind})"):
-                if kind is CloneKind.REFLINK:
-                    target.flexvol.clone_file(source_file, target.file)
-                else:
-                    copied = target.flexvol.copy_from(source_file, target.file)
-                    record.copy_method = str(copied.method)
-                    record.host_bytes += copied.host_bytes
-        except (StorageError, OSError) as exc:
-            target.remove_files()
-            if kind is not kinds[-1]:
-                record.skip(str(kind), f"failed: {exc}")
-                continue
-            if isinstance(exc, StorageError):
-                raise
-            raise StorageError(f"cloning volume {source_id} failed: {exc}") from exc
-        record.clone_method = kind
-        break
+    clone_into(source_file, target, record, kinds)
     try:
         if source_format == "qcow2":
             _own_backing_file(source_file, target, record)
         with record.step("extend"):
-            _grow(target, source_format)
+            grow(
+                target.flexvol,
+                target.file,
+                file_format=source_format,
+                size_bytes=target.size_bytes,
+            )
     except (StorageError, OSError) as exc:
         target.remove_files()
-        if isinstance(exc, StorageError):
-            raise
-        raise StorageError(f"cloning volume {source_id} failed: {exc}") from exc
+        raise as_storage_error(exc) from exc
     record.path = ProvisioningPath.VOLUME_CLONE
     return ProvisionedVolume(file=target.file, file_format=source_format, record=record)
 
@@ -124,12 +115,3 @@ def _own_backing_file(source_file: Path, target: VolumeTarget, record: Provision
             ],
             limits=qemu_img.INFO_LIMITS,
         ).host_bytes
-
-
-def _grow(target: VolumeTarget, file_format: str) -> None:
-    if file_format == "raw":
-        target.flexvol.extend(target.file, target.size_bytes)
-        return
-    info, _ = qemu_img.info(target.file, image_format=file_format)
-    if int(info["virtual-size"]) < target.size_bytes:
-        qemu_img.resize(target.file, image_format=file_format, size_bytes=target.size_bytes)

@@ -378,39 +378,56 @@ class Workflow:
 
     def _clone(self, source: Path, target: VolumeTarget, record: ProvisioningRecord) -> str:
         """Cut the volume from ``source`` with the first clone method that works."""
-        kinds = self._clone_kinds(target.flexvol, record)
-        for kind in kinds:
-            try:
-                with record.step(f"clone ({kind})"):
-                    file_format = self._clone_with(kind, source, target, record)
-            except (StorageError, OSError) as exc:
-                target.remove_files()
-                if kind is kinds[-1]:
-                    raise _as_storage_error(exc) from exc
-                record.skip(str(kind), f"failed: {exc}")
-                continue
-            record.clone_method = kind
-            return file_format
-        raise AssertionError("unreachable: the loop returns or raises")
+        return clone_into(source, target, record, self._clone_kinds(target.flexvol, record))
 
-    def _clone_with(
-        self, kind: CloneKind, source: Path, target: VolumeTarget, record: ProvisioningRecord
-    ) -> str:
-        flexvol = target.flexvol
-        if kind is CloneKind.REFLINK:
-            flexvol.clone_file(source, target.file)
-            return "raw"
-        if kind is CloneKind.QCOW2:
-            os.link(source, target.base_link)
-            record.host_bytes += qemu_img.create_overlay(
-                target.base_link, target.file, size_bytes=target.size_bytes
-            )
-            return "qcow2"
-        result = flexvol.copy_from(source, target.file)
-        record.copy_method = str(result.method)
-        record.host_bytes += result.host_bytes
+
+def clone_into(
+    source: Path, target: VolumeTarget, record: ProvisioningRecord, kinds: list[CloneKind]
+) -> str:
+    """Make ``target``'s file from ``source`` by the first of ``kinds`` that works; return the
+    file's format. A kind that fails leaves nothing behind and is recorded as skipped."""
+    for kind in kinds:
+        try:
+            with record.step(f"clone ({kind})"):
+                file_format = _clone_with(kind, source, target, record)
+        except (StorageError, OSError) as exc:
+            target.remove_files()
+            if kind is kinds[-1]:
+                raise as_storage_error(exc) from exc
+            record.skip(str(kind), f"failed: {exc}")
+            continue
+        record.clone_method = kind
+        return file_format
+    raise AssertionError("unreachable: the loop returns or raises")
+
+
+def _clone_with(
+    kind: CloneKind, source: Path, target: VolumeTarget, record: ProvisioningRecord
+) -> str:
+    flexvol = target.flexvol
+    if kind is CloneKind.REFLINK:
+        flexvol.clone_file(source, target.file)
         return "raw"
+    if kind is CloneKind.QCOW2:
+        os.link(source, target.base_link)
+        record.host_bytes += qemu_img.create_overlay(
+            target.base_link, target.file, size_bytes=target.size_bytes
+        )
+        return "qcow2"
+    result = flexvol.copy_from(source, target.file)
+    record.copy_method = str(result.method)
+    record.host_bytes += result.host_bytes
+    return "raw"
 
 
-def _as_storage_error(exc: BaseException) -> StorageError:
+def grow(flexvol: FlexVol, file: Path, *, file_format: str, size_bytes: int) -> None:
+    """Give a volume's file ``size_bytes`` of virtual size: a sparse extend for raw, a
+    resize of the qcow2 header otherwise (to its current size, a no-op)."""
+    if file_format == "raw":
+        flexvol.extend(file, size_bytes)
+    else:
+        qemu_img.resize(file, image_format=file_format, size_bytes=size_bytes)
+
+
+def as_storage_error(exc: BaseException) -> StorageError:
     return exc if isinstance(exc, StorageError) else StorageError(f"clone failed: {exc}")

@@ -71,6 +71,9 @@ def test_every_provisioning_path_through_openstacksdk(service: Service, tmp_path
         ImageCreate(name="remote", disk_format="qcow2", url=service.estate.url("disk.qcow2"))
     )
     assert conn.image.find_image("remote").visibility == "public"  # operator's: everyone's
+    proxied = tmp_path / "remote.qcow2"  # Glance proxies a remote image's bytes: so do we
+    conn.image.download_image(conn.image.find_image("remote"), output=str(proxied))
+    assert file_sha256(proxied) == file_sha256(qcow2)
 
     made = {
         "first": conn.block_storage.create_volume(size=1, image_id=image.id, name="first"),
