@@ -13,6 +13,7 @@ into a class below whose message says what went wrong and what to do about it.
     │   ├── UnsupportedVersion                the API microversion asked for is not served
     │   └── UnsupportedMediaType              the request body's Content-Type is not accepted
     ├── Conflict                     exit 5   the object is in a state that forbids the operation
+    │   └── ClaimLost                         another worker took over the volume being made
     ├── InsufficientSpace            exit 6   no FlexVol has room
     ├── StorageError                 exit 7   a storage operation failed
     │   └── CloneNotSupported                 the filesystem cannot reflink (workflow falls back)

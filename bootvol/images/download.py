@@ -15,6 +15,7 @@ from urllib.parse import urlparse
 
 import httpx
 
+from bootvol.config import DownloadSettings
 from bootvol.errors import InvalidRequest, StorageError
 from bootvol.images.transfer import (
     CHUNK_SIZE,
@@ -24,18 +25,6 @@ from bootvol.images.transfer import (
     stream_to_file,
     verify,
 )
-
-
-@dataclass(frozen=True)
-class Timeouts:
-    """A stalled server must not hold a creation forever: connect fast, and give up when no
-    byte arrives for ``read`` seconds (the config's ``[download]`` table)."""
-
-    connect: float = 10.0
-    read: float = 60.0
-
-    def for_httpx(self) -> httpx.Timeout:
-        return httpx.Timeout(connect=self.connect, read=self.read, write=self.read, pool=10.0)
 
 
 @dataclass(frozen=True)
@@ -58,7 +47,7 @@ def fetch(
     expected: Expected,
     what: str,
     progress: Progress | None = None,
-    timeouts: Timeouts = Timeouts(),
+    timeouts: DownloadSettings = DownloadSettings(),
 ) -> Fetched:
     """Copy the bytes at ``location`` (http(s) URL or local file) into ``destination``."""
     expected = _strongest_hash(expected)
@@ -73,6 +62,13 @@ def fetch(
         host_bytes = 2 * digest.size  # read from the image file, written to the new one
     verify(digest, size=expected.size, md5=expected.md5, sha512=expected.sha512, what=what)
     return Fetched(digest=digest, host_bytes=host_bytes)
+
+
+def _httpx_timeout(timeouts: DownloadSettings) -> httpx.Timeout:
+    """A stalled server must not hold a creation forever: connect fast, and give up when no
+    byte arrives for ``read_timeout_seconds``."""
+    read = timeouts.read_timeout_seconds
+    return httpx.Timeout(connect=timeouts.connect_timeout_seconds, read=read, write=read, pool=10.0)
 
 
 def _strongest_hash(expected: Expected) -> Expected:
@@ -91,12 +87,14 @@ def _ssl_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
-def http_chunks(url: str, *, what: str, timeouts: Timeouts = Timeouts()) -> Iterator[bytes]:
+def http_chunks(
+    url: str, *, what: str, timeouts: DownloadSettings = DownloadSettings()
+) -> Iterator[bytes]:
     """The body of ``GET url`` in chunks of about CHUNK_SIZE; errors say what to check."""
     client_options = {"follow_redirects": True, "verify": _ssl_context()}
     try:
         with (
-            httpx.Client(timeout=timeouts.for_httpx(), **client_options) as client,
+            httpx.Client(timeout=_httpx_timeout(timeouts), **client_options) as client,
             client.stream("GET", url) as response,
         ):
             if response.status_code != 200:
@@ -106,7 +104,8 @@ def http_chunks(url: str, *, what: str, timeouts: Timeouts = Timeouts()) -> Iter
             yield from _coalesce(response.iter_raw(), CHUNK_SIZE)
     except httpx.TimeoutException as exc:
         raise StorageError(
-            f"{what}: {url} sent nothing for {timeouts.read:g} s (the image server stalled); "
+            f"{what}: {url} sent nothing for {timeouts.read_timeout_seconds:g} s "
+            "(the image server stalled); "
             "check that server, or raise [download] read_timeout_seconds"
         ) from exc
     except httpx.HTTPError as exc:

@@ -260,7 +260,25 @@ class ImageService:
         self, image_id: str, operations: Iterable[PatchOperation], *, caller: Caller
     ) -> ImageRecord:
         """Apply a Glance JSON patch (see bootvol.images.patch)."""
+        return self._patch(self._writable(image_id, caller), operations, caller=caller)
+
+    def add_tag(self, image_id: str, tag: str, *, caller: Caller) -> ImageRecord:
         record = self._writable(image_id, caller)
+        return self._set_tags(record, [*(record.tags or []), tag], caller=caller)
+
+    def remove_tag(self, image_id: str, tag: str, *, caller: Caller) -> ImageRecord:
+        record = self._writable(image_id, caller)
+        if tag not in (record.tags or []):
+            raise NotFound(f"Tag {tag} not found on image {record.id}")
+        return self._set_tags(record, [t for t in record.tags or [] if t != tag], caller=caller)
+
+    def _set_tags(self, record: ImageRecord, tags: list[str], *, caller: Caller) -> ImageRecord:
+        operation = PatchOperation(op="replace", path="/tags", value=tags)
+        return self._patch(record, [operation], caller=caller)
+
+    def _patch(
+        self, record: ImageRecord, operations: Iterable[PatchOperation], *, caller: Caller
+    ) -> ImageRecord:
         changes, properties = apply_patch(
             status=record.status,
             properties=record.properties or {},
@@ -268,22 +286,6 @@ class ImageService:
             is_admin=caller.sees_everything,
         )
         return self._records.update(record.id, **changes, properties=properties)
-
-    def add_tag(self, image_id: str, tag: str, *, caller: Caller) -> ImageRecord:
-        record = self._writable(image_id, caller)
-        tags = [*(record.tags or []), tag]
-        return self.update(
-            record.id, [PatchOperation(op="replace", path="/tags", value=tags)], caller=caller
-        )
-
-    def remove_tag(self, image_id: str, tag: str, *, caller: Caller) -> ImageRecord:
-        record = self._writable(image_id, caller)
-        if tag not in (record.tags or []):
-            raise NotFound(f"Tag {tag} not found on image {record.id}")
-        tags = [t for t in record.tags or [] if t != tag]
-        return self.update(
-            record.id, [PatchOperation(op="replace", path="/tags", value=tags)], caller=caller
-        )
 
     def read(self, image_id: str, *, caller: Caller) -> ImageData | None:
         """The image's bytes; None while it has none (queued, saving or killed)."""
@@ -297,11 +299,9 @@ class ImageService:
         return ImageData(size=record.size, checksum=record.checksum, chunks=chunks)
 
     def delete(self, ref: str, *, caller: Caller = OPERATOR) -> ImageRecord:
-        record = self.get(ref, caller=caller)
-        if not caller.is_operator:
-            self._writable(record.id, caller)
-            if record.protected:
-                raise Forbidden(f"Image {record.id} is protected and cannot be deleted.")
+        record = self._writable(ref, caller)
+        if not caller.is_operator and record.protected:
+            raise Forbidden(f"Image {record.id} is protected and cannot be deleted.")
         self.store.delete(record.id)
         self._records.delete(record.id)
         log.info("image %s (%s) deleted", record.id, record.name)
@@ -340,7 +340,7 @@ class ImageService:
             else:
                 others = ImageRecord.visibility == Visibility.PUBLIC
             conditions.append(or_(mine, others))
-        return and_(true(), *conditions)
+        return and_(*conditions)
 
     def _set_status(self, image_id: str, *, expect: ImageStatus, to: ImageStatus) -> ImageRecord:
         # One conditional UPDATE, so that of two concurrent uploads exactly one proceeds.

@@ -47,12 +47,16 @@ def clean_flexvol(
         key=lambda e: e.allocated_bytes,
         reverse=True,
     )
+    # Space is read again (settled: syncfs, then statvfs until steady) only after an
+    # eviction freed something; nothing else here changes it.
+    available = before
     for entry in candidates:
-        if flexvol.space(settled=True).available_percent >= settings.thres_avl_size_perc_stop:
+        if available >= settings.thres_avl_size_perc_stop:
             break
         if cache.evict(entry):
             report.evicted.append(entry.image_id)
             report.freed_bytes += entry.allocated_bytes
+            available = flexvol.space(settled=True).available_percent
             log.info(
                 "cache cleaner: evicted %s from %s (%d bytes, idle %.0f min)",
                 entry.path.name,
@@ -62,7 +66,7 @@ def clean_flexvol(
             )
         else:
             log.info("cache cleaner: %s is in use, kept", entry.path.name)
-    report.available_percent_after = flexvol.space(settled=True).available_percent
+    report.available_percent_after = available
     return report
 
 

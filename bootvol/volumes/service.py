@@ -233,7 +233,11 @@ class VolumeService:
             claim = Claim(volume_id=record.id, claimant=record.claimed_by, attempt=record.attempts)
             lease = Lease(self._sessions, claim, lease_seconds=self.settings.workers.lease_seconds)
         with lease:
-            return self._provision(record, claim)
+            made = self._provision(record, claim)
+        if record.image_id and record.flexvol:
+            # After the outcome is written: the volume does not wait for the cleaner.
+            self._clean_cache(self.topology.get(record.flexvol))
+        return made
 
     def _provision(self, record: VolumeRecord, claim: Claim | None) -> VolumeRecord:
         max_attempts = self.settings.workers.max_attempts
@@ -270,9 +274,6 @@ class VolumeService:
             if not isinstance(exc, Exception):
                 raise
             return self._records.get_by_id(record.id) or record
-        finally:
-            if record.image_id and flexvol is not None:
-                self._clean_cache(flexvol)
         provisioning = made.record.to_dict()
         if (
             self._finish(

@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import threading
 
-from bootvol.config import WorkerSettings
 from bootvol.db.session import SessionFactory
 from bootvol.volumes.claims import claim_next, release_abandoned, this_process
 from bootvol.volumes.service import VolumeService
@@ -32,11 +31,10 @@ class VolumeWorker:
         sessions: SessionFactory,
         *,
         threads: int = 2,
-        settings: WorkerSettings | None = None,
     ) -> None:
         self._volumes = volumes
         self._sessions = sessions
-        self._settings = settings or volumes.settings.workers
+        self._settings = volumes.settings.workers
         self._claimant = this_process()
         self._stop = threading.Event()
         self._wakeup = threading.Event()

@@ -33,7 +33,7 @@ from pathlib import Path
 
 from bootvol.config import CloneMethod, DownloadSettings
 from bootvol.errors import InsufficientSpace, InvalidRequest, StorageError
-from bootvol.images.download import Expected, Timeouts, fetch
+from bootvol.images.download import Expected, fetch
 from bootvol.images.inspect import inspect_image, qemu_format
 from bootvol.storage import qemu_img
 from bootvol.storage.flexvol import FlexVol
@@ -112,10 +112,7 @@ class Workflow:
     ) -> None:
         self.topology = topology
         self.clone_method = clone_method
-        download = download or DownloadSettings()
-        self._timeouts = Timeouts(
-            connect=download.connect_timeout_seconds, read=download.read_timeout_seconds
-        )
+        self._download_settings = download or DownloadSettings()
         self._on_download = on_download
 
     def create_volume_from_image(
@@ -265,7 +262,7 @@ class Workflow:
                     staged,
                     expected=Expected(size=image.size, md5=image.md5, sha512=image.sha512),
                     what=f"image {image.id}",
-                    timeouts=self._timeouts,
+                    timeouts=self._download_settings,
                 )
             record.host_bytes += fetched.host_bytes
             self._make_raw(staged, temporary, image, target, record)
