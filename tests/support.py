@@ -23,18 +23,18 @@ MiB = 1 << 20
 # Module-level `pytestmark = BOTH_DATABASES` runs a module's tests on SQLite and PostgreSQL.
 BOTH_DATABASES = pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
 BOOTVOL = [sys.executable, "-m", "bootvol"]
+OPENSTACK = str(Path(sys.executable).with_name("openstack"))
 
 
 def require_loopback() -> None:
-    reason = loopback_unavailable()
+    """Skip a test that needs root, loop devices and the storage tools; fail under CI=true."""
+    missing = [tool for tool in ("qemu-img", "strace", "prlimit") if shutil.which(tool) is None]
+    reason = loopback_unavailable() or (f"{', '.join(missing)} not installed" if missing else None)
     if reason is None:
         return
-    for tool in ("qemu-img", "strace", "prlimit"):
-        if shutil.which(tool) is None:
-            reason = f"{tool} is not installed"
     if os.environ.get("CI") == "true":
-        pytest.fail(f"loopback filesystems are required under CI: {reason}")
-    pytest.skip(f"loopback filesystems unavailable: {reason}")
+        pytest.fail(f"loopback filesystems and storage tools are required under CI: {reason}")
+    pytest.skip(f"loopback filesystems or storage tools unavailable: {reason}")
 
 
 @dataclass
@@ -48,9 +48,13 @@ class Estate:
     server: LocalFileServer
     cleanups: list[Callable[[], None]] = field(default_factory=list)
 
+    def command(self, *args: str) -> list[str]:
+        """The ``bootvol`` command line on this estate's config."""
+        return [*BOOTVOL, "--config", str(self.config), *args]
+
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
-            [*BOOTVOL, "--config", str(self.config), *args],
+            self.command(*args),
             capture_output=True,
             text=True,
             check=False,
@@ -113,3 +117,21 @@ def write_config(
         lines += ["[[flexvol]]", f'name = "{name}"', f'svm = "{svm}"', f'path = "{folder}"', ""]
     path.write_text("\n".join(lines))
     return path
+
+
+def openstack_cli(clouds: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """The real ``openstack`` command (from .venv) on cloud ``bootvol`` of ``clouds``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
+    env["OS_CLIENT_CONFIG_FILE"] = str(clouds)
+    result = subprocess.run(
+        [OPENSTACK, "--os-cloud", "bootvol", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        check=False,
+        timeout=120,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"openstack {' '.join(args)} failed:\n{result.stderr}")
+    return result

@@ -7,9 +7,7 @@ connections, and the ``openstack`` command in a subprocess.
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -23,9 +21,7 @@ import pytest
 from bootvol.db.models import Role, VolumeStatus
 from bootvol.server import Server
 
-from ..support import Estate
-
-OPENSTACK = str(Path(sys.executable).with_name("openstack"))
+from ..support import Estate, openstack_cli
 
 
 @dataclass
@@ -98,20 +94,7 @@ class Service:
 
     def openstack(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """The real ``openstack`` command against this service (cloud ``bootvol``)."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
-        env["OS_CLIENT_CONFIG_FILE"] = str(self.clouds_yaml)
-        result = subprocess.run(
-            [OPENSTACK, "--os-cloud", "bootvol", *args],
-            capture_output=True,
-            text=True,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            check=False,
-            timeout=120,
-        )
-        if check and result.returncode != 0:
-            raise AssertionError(f"openstack {' '.join(args)} failed:\n{result.stderr}")
-        return result
+        return openstack_cli(self.clouds_yaml, *args, check=check)
 
     def wait_for(self, volume_id: str, *, timeout: float = 60) -> Any:
         """Poll the volume's record until it leaves creating/downloading."""

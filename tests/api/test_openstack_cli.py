@@ -9,7 +9,6 @@ deletes a volume from it.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import stat
@@ -26,8 +25,7 @@ from bootvol.images.sample import make_qcow2, make_raw
 from bootvol.runtime import open_bootvol
 from bootvol.volumes.content import file_sha256, volume_sha256
 
-from ..support import BOOTVOL
-from .conftest import OPENSTACK
+from ..support import BOOTVOL, openstack_cli
 
 MiB = 1 << 20
 
@@ -76,23 +74,6 @@ def serving(data_dir: Path) -> Iterator[tuple[int, str]]:
                 process.wait()
 
 
-def openstack(clouds: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
-    env["OS_CLIENT_CONFIG_FILE"] = str(clouds)
-    result = subprocess.run(
-        [OPENSTACK, "--os-cloud", "bootvol", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        check=False,
-        timeout=120,
-    )
-    if check and result.returncode != 0:
-        raise AssertionError(f"openstack {' '.join(args)} failed:\n{result.stderr}")
-    return result
-
-
 def test_openstack_command_against_bootvol_serve(tmp_path: Path) -> None:
     data = tmp_path / "data"
     raw = make_raw(tmp_path / "disk.raw", size_bytes=16 * MiB)
@@ -109,14 +90,14 @@ def test_openstack_command_against_bootvol_serve(tmp_path: Path) -> None:
         ) == {"clouds": {"bootvol": entry}}
 
         image = json.loads(
-            openstack(
+            openstack_cli(
                 clouds, "image", "create", "--disk-format", "qcow2", "--file", str(qcow2),
                 "cirros", "-f", "json",
             ).stdout
         )  # fmt: skip
         assert image["status"] == "active" and image["name"] == "cirros"
         created = json.loads(
-            openstack(
+            openstack_cli(
                 clouds, "volume", "create", "--image", "cirros", "--size", "1", "v1", "-f", "json"
             ).stdout
         )
@@ -127,7 +108,7 @@ def test_openstack_command_against_bootvol_serve(tmp_path: Path) -> None:
             assert app.volumes.get(created["id"]).status != "error"
             assert time.monotonic() < deadline
             time.sleep(0.1)
-        shown = json.loads(openstack(clouds, "volume", "show", "v1", "-f", "json").stdout)
+        shown = json.loads(openstack_cli(clouds, "volume", "show", "v1", "-f", "json").stdout)
         assert shown["status"] == "available" and shown["bootable"] in (True, "true")
         assert shown["properties"]["bootvol:path"] == "copy-offload"
         record = app.volumes.get(created["id"])
@@ -135,15 +116,15 @@ def test_openstack_command_against_bootvol_serve(tmp_path: Path) -> None:
             Path(record.file), file_format=record.file_format, length=raw.stat().st_size
         ) == file_sha256(raw)
 
-        openstack(clouds, "volume", "set", "--size", "2", "v1")
-        listed = json.loads(openstack(clouds, "volume", "list", "-f", "json").stdout)
+        openstack_cli(clouds, "volume", "set", "--size", "2", "v1")
+        listed = json.loads(openstack_cli(clouds, "volume", "list", "-f", "json").stdout)
         assert [(v["Name"], v["Size"], v["Status"]) for v in listed] == [("v1", 2, "available")]
-        missing = openstack(
+        missing = openstack_cli(
             clouds, "volume", "create", "--image", "nope", "--size", "1", "v2", check=False
         )
         assert missing.returncode != 0 and "nope" in missing.stderr
-        openstack(clouds, "volume", "delete", "v1")
-        openstack(clouds, "image", "delete", "cirros")
+        openstack_cli(clouds, "volume", "delete", "v1")
+        openstack_cli(clouds, "image", "delete", "cirros")
         assert app.volumes.list() == [] and app.images.list() == []
         assert not Path(record.file).exists()
         password = entry["auth"]["password"]

@@ -8,28 +8,18 @@ taken and moved the bytes, and used the space, the engine promises.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from typing import Any
 
 import pytest
 
-from bootvol.storage.loopback import loopback_unavailable
+from ..support import require_loopback
 
 MiB = 1 << 20
 SIZE = "0.03125"  # GiB: a 32 MiB image
 BENCH = [sys.executable, "-m", "bootvol", "bench"]
 PATHS = ("download", "copy-offload", "copy-offload-qcow2", "direct-clone", "cache-clone")
-
-
-def require_loopback() -> None:
-    reason = loopback_unavailable()
-    if reason is None:
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"the benchmark needs loopback filesystems under CI: {reason}")
-    pytest.skip(f"the benchmark needs loopback filesystems: {reason}")
 
 
 def run_bench(*args: str) -> subprocess.CompletedProcess[str]:

@@ -55,20 +55,9 @@ def test_twenty_clones_use_the_space_of_one_image(make_estate, small_fs) -> None
 def test_racing_processes_fill_the_cache_once(estate: Estate) -> None:
     raw = estate.sample("disk.raw", size_mib=64)
     image = estate.app.images.create_from_file(ImageCreate(name="d", disk_format="raw"), raw).id
-    command = [
-        *BOOTVOL,
-        "--config",
-        str(estate.config),
-        "volume",
-        "create",
-        "--image",
-        image,
-        "--size",
-        "1",
-        "--flexvol",
-        "vol_a",
-        "--json",
-    ]
+    command = estate.command(
+        "volume", "create", "--image", image, "--size", "1", "--flexvol", "vol_a", "--json"
+    )
     processes = [
         subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for _ in range(4)

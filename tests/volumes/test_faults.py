@@ -54,9 +54,7 @@ def estate_on_small(make_estate, mounts, small_vol: Path, request) -> Estate:
 
 
 def remote_qcow2(estate: Estate, server: FaultyServer, *, size_mib: int = 16) -> str:
-    raw = estate.sample("disk.raw", size_mib=size_mib)
-    qcow2 = estate.sample_qcow2(raw, "disk.qcow2")
-    return register(estate, server, qcow2)
+    return estate.remote_image(size_mib=size_mib, url_for=server.url_for)[0]
 
 
 def register(estate: Estate, server: FaultyServer, file: Path, disk_format: str = "qcow2") -> str:

@@ -17,7 +17,7 @@ import pytest
 
 from bootvol.images.service import ImageCreate
 
-from ..support import BOOTVOL, Estate
+from ..support import Estate
 
 MiB = 1 << 20
 _CALLS = "read,write,pread64,pwrite64,readv,writev,preadv,pwritev,preadv2,pwritev2"
@@ -38,18 +38,9 @@ def traced_create(estate: Estate, tmp_path: Path, image: str, flexvol: str) -> t
         f"trace={_CALLS}",
         "-o",
         str(prefix),
-        *BOOTVOL,
-        "--config",
-        str(estate.config),
-        "volume",
-        "create",
-        "--image",
-        image,
-        "--size",
-        "1",
-        "--flexvol",
-        flexvol,
-        "--json",
+        *estate.command(
+            "volume", "create", "--image", image, "--size", "1", "--flexvol", flexvol, "--json"
+        ),
     ]
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr

@@ -30,7 +30,7 @@ from bootvol.volumes.content import volume_sha256
 from bootvol.volumes.service import VolumeCreate
 
 from ..faulty_http import FaultyServer, remote_image
-from ..support import BOOTVOL, BOTH_DATABASES, Estate
+from ..support import BOTH_DATABASES, Estate
 
 LEASE_SECONDS = 2.0
 WORKERS = f"[workers]\nlease_seconds = {LEASE_SECONDS}\npoll_seconds = 0.2\n"
@@ -45,7 +45,7 @@ def workers(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[str]]]:
     def start(estate: Estate, *, wrapper: tuple[str, ...] = ()) -> subprocess.Popen[str]:
         log = tmp_path / f"worker-{len(started)}.log"
         process = subprocess.Popen(
-            [*wrapper, *BOOTVOL, "--config", str(estate.config), "worker", "--threads", "2"],
+            [*wrapper, *estate.command("worker", "--threads", "2")],
             stdout=subprocess.DEVNULL,
             stderr=log.open("w"),
             text=True,
