@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import subprocess
@@ -18,6 +17,7 @@ from bootvol.images.sample import make_qcow2, make_raw
 from bootvol.images.service import ImageCreate
 from bootvol.runtime import Bootvol
 from bootvol.storage.loopback import loopback_unavailable
+from bootvol.volumes.content import file_md5
 
 MiB = 1 << 20
 # Module-level `pytestmark = BOTH_DATABASES` runs a module's tests on SQLite and PostgreSQL.
@@ -86,7 +86,7 @@ class Estate:
                 disk_format="qcow2",
                 url=(url_for or self.url)("disk.qcow2"),
                 size=qcow2.stat().st_size,
-                checksum=hashlib.md5(qcow2.read_bytes(), usedforsecurity=False).hexdigest(),
+                checksum=file_md5(qcow2),
             )
         )
         return image.id, raw

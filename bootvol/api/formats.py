@@ -4,20 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 
-
-def _utc(moment: dt.datetime) -> dt.datetime:
-    # SQLite hands back naive datetimes for DateTime(timezone=True) columns: they are UTC.
-    return moment.astimezone(dt.UTC) if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+from bootvol.db.models import as_utc
 
 
 def keystone_time(moment: dt.datetime) -> str:
     """Keystone: ``2015-08-27T09:49:58.000000Z`` (microseconds, Z)."""
-    return _utc(moment).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return as_utc(moment).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def glance_time(moment: dt.datetime | None) -> str | None:
     """Glance: ``2016-06-29T16:13:07Z`` (whole seconds, Z)."""
-    return None if moment is None else _utc(moment).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return None if moment is None else as_utc(moment).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def cinder_time(moment: dt.datetime | None) -> str | None:
@@ -25,5 +22,5 @@ def cinder_time(moment: dt.datetime | None) -> str | None:
     return (
         None
         if moment is None
-        else _utc(moment).replace(tzinfo=None).isoformat(timespec="microseconds")
+        else as_utc(moment).replace(tzinfo=None).isoformat(timespec="microseconds")
     )

@@ -453,8 +453,8 @@ def _query(params: VolumeListParams) -> VolumeQuery:
         name=params.name,
         status=params.status,
         metadata=_metadata_filter(params.metadata),
-        bootable=None if params.bootable is None else _flag(params.bootable, "bootable"),
-        all_projects=params.all_tenants is not None and _flag(params.all_tenants, "all_tenants"),
+        bootable=params.bootable,
+        all_projects=params.all_tenants,
         project_id=params.project_id,
         sort=_sort_order(sort=params.sort, sort_key=params.sort_key, sort_dir=params.sort_dir),
     )
@@ -473,11 +473,7 @@ def _volume_page(
     """One page of a volume list, rendered, with its links and (3.45+) count."""
     query = _query(params)
     volumes, more = bootvol.volumes.query(query, caller=caller)
-    count = (
-        params.with_count is not None
-        and _flag(params.with_count, "with_count")
-        and version.at_least("3.45")
-    )
+    count = params.with_count and version.at_least("3.45")
     return {
         "volumes": [render(v) for v in volumes],
         **_page_extras(
@@ -515,15 +511,6 @@ def _page_extras(
         everything = dataclasses.replace(query, limit=None, marker=None)
         extras["count"] = len(bootvol.volumes.query(everything, caller=caller)[0])
     return extras
-
-
-def _flag(text: str, name: str) -> bool:
-    lowered = text.strip().lower()
-    if lowered in ("1", "t", "true", "on", "y", "yes"):
-        return True
-    if lowered in ("0", "f", "false", "off", "n", "no"):
-        return False
-    raise InvalidRequest(f"Invalid input received: {name}={text}")
 
 
 def _metadata_filter(text: str | None) -> dict[str, str]:

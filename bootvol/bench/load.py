@@ -15,7 +15,6 @@ Times are from sending a request to its volume's final record update.
 
 from __future__ import annotations
 
-import hashlib
 import statistics
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -25,12 +24,12 @@ from pathlib import Path
 import httpx
 
 from bootvol.bench.cluster import BenchCluster, bench_cluster
-from bootvol.db.models import Role, VolumeRecord, VolumeStatus
-from bootvol.images.local_server import LocalFileServer
+from bootvol.bench.server import ServedFolder
+from bootvol.db.models import Role, VolumeRecord, VolumeStatus, as_utc
 from bootvol.images.sample import make_qcow2, make_raw
 from bootvol.images.service import ImageCreate
 from bootvol.server import Server
-from bootvol.volumes.content import file_sha256, volume_sha256
+from bootvol.volumes.content import file_md5, file_sha256, volume_sha256
 from bootvol.volumes.service import VolumeCreate
 
 MiB = 1 << 20
@@ -118,14 +117,14 @@ def _run(cluster: BenchCluster, options: LoadOptions) -> LoadResult:
     server = Server(app, host="127.0.0.1", port=0, workers=options.workers)
     server.start()
     try:
-        with LocalFileServer(served) as files:
+        with ServedFolder(served) as files:  # its own process: not our interpreter lock
             uncached = app.images.create(
                 ImageCreate(
                     name="uncached",
                     disk_format="qcow2",
                     url=files.url_for("disk.qcow2"),
                     size=qcow2.stat().st_size,
-                    checksum=hashlib.md5(qcow2.read_bytes(), usedforsecurity=False).hexdigest(),
+                    checksum=file_md5(qcow2),
                 )
             )
             tokens = _project_tokens(server, app, options.projects)
@@ -224,8 +223,9 @@ def _send_all(
             break
         time.sleep(0.05)
     finals = [r for r in records if r not in pending]
-    result.times = [r.updated_at.timestamp() - sent[r.id] for r in finals]
-    last = max((r.updated_at.timestamp() for r in finals), default=first)
+    # updated_at is UTC; SQLite returns it naive, which .timestamp() would read as local time.
+    result.times = [as_utc(r.updated_at).timestamp() - sent[r.id] for r in finals]
+    last = max((as_utc(r.updated_at).timestamp() for r in finals), default=first)
     result.seconds = last - first
     result.failed_volumes += [f"{r.id}: still {r.status}" for r in pending]
     return result

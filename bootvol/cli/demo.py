@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,14 +120,13 @@ def _register_images(app: Bootvol, work: Path, server: LocalFileServer) -> dict[
     qcow2 = app.images.create_from_file(
         ImageCreate(name="demo-qcow2", disk_format="qcow2"), work / "sample.qcow2"
     )
-    qcow2_file = work / "sample.qcow2"
-    remote = app.images.create(
+    remote = app.images.create(  # the same bytes, served over HTTP: same size and md5
         ImageCreate(
             name="demo-remote",
             disk_format="qcow2",
             url=server.url_for("sample.qcow2"),
-            size=qcow2_file.stat().st_size,
-            checksum=hashlib.md5(qcow2_file.read_bytes(), usedforsecurity=False).hexdigest(),
+            size=qcow2.size,
+            checksum=qcow2.checksum,
         )
     )
     return {"raw": raw.id, "qcow2": qcow2.id, "remote": remote.id}

@@ -37,6 +37,12 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def as_utc(moment: dt.datetime) -> dt.datetime:
+    """A stored time as an aware UTC one: SQLite hands back naive datetimes for
+    DateTime(timezone=True) columns (they are UTC), PostgreSQL aware ones."""
+    return moment.astimezone(dt.UTC) if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
 class Base(DeclarativeBase):
     pass
 

@@ -33,6 +33,7 @@ from bootvol.db.models import (
     RoleAssignmentRecord,
     TokenRecord,
     UserRecord,
+    as_utc,
     utcnow,
 )
 from bootvol.db.session import SessionFactory
@@ -91,11 +92,6 @@ class IssuedToken:
 def role_id(name: str) -> str:
     """A stable id per role name (Keystone ids are opaque hex strings)."""
     return uuid.uuid5(uuid.NAMESPACE_URL, f"bootvol:role:{name}").hex
-
-
-def as_utc(moment: dt.datetime) -> dt.datetime:
-    # SQLite hands back naive datetimes for DateTime(timezone=True) columns: they are UTC.
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
 def _hash_token(token: str) -> str:

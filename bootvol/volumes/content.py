@@ -24,6 +24,12 @@ def file_sha256(path: Path, *, length: int | None = None) -> str:
     return digest.hexdigest()
 
 
+def file_md5(path: Path) -> str:
+    """The md5 a Glance image record's ``checksum`` holds, read in chunks."""
+    with open(path, "rb") as source:
+        return hashlib.file_digest(source, lambda: hashlib.md5(usedforsecurity=False)).hexdigest()
+
+
 def volume_sha256(path: Path, *, file_format: str, length: int) -> str:
     """SHA-256 of a volume's first ``length`` guest-visible bytes (qcow2 read through qemu)."""
     if file_format == "raw":

@@ -170,6 +170,20 @@ def test_microversions(service: Service) -> None:
         )
         assert [v["id"] for v in named.json()["volumes"]] == [volume_id]
         assert set(named.json()["volumes"][0]) == {"id", "name", "links"}
+        # Cinder's boolean query flags: 1/true/yes/…, anything else is a badRequest.
+        listing = f"/volume/v3/{project}/volumes"
+        v345 = _headers(token, **{"OpenStack-API-Version": "volume 3.45"})
+        counted = http.get(listing, params={"with_count": "True"}, headers=v345).json()
+        assert counted["count"] == 1
+        assert (
+            "count"
+            not in http.get(listing, params={"with_count": "1"}, headers=_headers(token)).json()
+        )
+        for flag, ids in (("false", [volume_id]), ("1", [])):
+            found = http.get(listing, params={"bootable": flag}, headers=_headers(token))
+            assert [v["id"] for v in found.json()["volumes"]] == ids, flag
+        bad = http.get(listing, params={"all_tenants": "maybe"}, headers=_headers(token))
+        assert bad.status_code == 400 and "all_tenants" in bad.json()["badRequest"]["message"]
 
 
 def test_glance_patch_and_protection(service: Service) -> None:

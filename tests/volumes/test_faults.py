@@ -8,7 +8,6 @@ source that stalls or hangs up mid-stream, and qemu-img failing on a corrupt ima
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import struct
 import subprocess
@@ -21,6 +20,7 @@ from bootvol.caller import OPERATOR
 from bootvol.db.models import VolumeRecord, VolumeStatus
 from bootvol.images.service import ImageCreate
 from bootvol.storage.loopback import FsKind
+from bootvol.volumes.content import file_md5
 from bootvol.volumes.service import VolumeCreate
 
 from ..faulty_http import FaultyServer
@@ -64,7 +64,7 @@ def register(estate: Estate, server: FaultyServer, file: Path, disk_format: str 
             disk_format=disk_format,
             url=server.url_for(file.name),
             size=file.stat().st_size,
-            checksum=hashlib.md5(file.read_bytes(), usedforsecurity=False).hexdigest(),
+            checksum=file_md5(file),
         )
     ).id
 

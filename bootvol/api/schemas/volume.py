@@ -95,10 +95,10 @@ class VolumeListParams(BaseModel):
     name: str | None = None
     status: str | None = None
     metadata: str | None = Field(None, description="A dict literal: {'key': 'value'}")
-    bootable: str | None = None
-    all_tenants: str | None = Field(None, description="Admins: every project's volumes")
+    bootable: bool | None = None
+    all_tenants: bool = Field(False, description="Admins: every project's volumes")
     project_id: str | None = Field(None, description="Admins, with all_tenants: one project")
-    with_count: str | None = Field(None, description="3.45: add the total count")
+    with_count: bool = Field(False, description="3.45: add the total count")
 
 
 class VolumeSummary(BaseModel):
