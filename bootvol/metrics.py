@@ -16,7 +16,6 @@ CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 # From a millisecond reflink to a many-minute download of a large image.
 _SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
-# Paths that began by looking the image up in the destination FlexVol's cache.
 # Paths that looked for the image in the cache; a volume clone or an empty volume did not.
 _IMAGE_PATHS = {
     str(p)

@@ -21,8 +21,7 @@ from bootvol.api.app import create_app
 from bootvol.identity import clouds
 from bootvol.identity.service import ADMIN_NAME
 from bootvol.runtime import Bootvol
-from bootvol.volumes.cleaner import PeriodicCleaner
-from bootvol.volumes.worker import VolumeWorker
+from bootvol.volumes.worker import BackgroundWork
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +50,7 @@ class Server:
         self.host = host
         self.port = port
         self.public_url = public_url
-        self._worker = VolumeWorker(bootvol.volumes, bootvol.sessions, threads=workers)
-        self._cleaner = PeriodicCleaner(
-            bootvol.volumes.clean_caches,
-            interval_seconds=bootvol.settings.cache.clean_interval_seconds,
-        )
+        self._background = BackgroundWork(bootvol.volumes, bootvol.sessions, threads=workers)
         self._uvicorn: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self._socket: socket.socket | None = None
@@ -87,11 +82,11 @@ class Server:
 
     def run(self) -> None:
         """Serve until interrupted (SIGINT, SIGTERM)."""
-        self._start_background_work()
+        self._background.start()
         try:
             self._make_uvicorn().run()
         finally:
-            self._stop_background_work()
+            self._background.stop()
 
     def start(self) -> None:
         """Serve from a background thread; returns once the port accepts connections."""
@@ -99,7 +94,7 @@ class Server:
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._socket.bind((self.host, self.port))
         self.port = self._socket.getsockname()[1]  # port 0: the kernel picked one
-        self._start_background_work()
+        self._background.start()
         server = self._make_uvicorn()
         self._thread = threading.Thread(
             target=server.run, kwargs={"sockets": [self._socket]}, name="api", daemon=True
@@ -117,7 +112,7 @@ class Server:
             self._thread.join(30)
         if self._socket is not None:
             self._socket.close()
-        self._stop_background_work()
+        self._background.stop()
 
     def _make_uvicorn(self) -> uvicorn.Server:
         app = create_app(self.bootvol, public_url=self.public_url)
@@ -127,11 +122,3 @@ class Server:
         )
         self._uvicorn = uvicorn.Server(config)
         return self._uvicorn
-
-    def _start_background_work(self) -> None:
-        self._worker.start()
-        self._cleaner.start()
-
-    def _stop_background_work(self) -> None:
-        self._cleaner.stop()
-        self._worker.stop()

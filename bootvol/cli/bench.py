@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from bootvol.bench.results import BenchPath, BenchResult, SizeResult, median, p95
 from bootvol.bench.runner import BenchOptions, run_benchmark
@@ -72,26 +70,15 @@ def _parse_sizes(text: str) -> list[float]:
     return sorted(set(sizes))
 
 
-def _table(
-    console: Console, title: str, columns: Sequence[str], rows: Sequence[Sequence[str]]
-) -> None:
-    view = Table(title=title)
-    for column in columns:
-        view.add_column(column)
-    for row in rows:
-        view.add_row(*row)
-    console.print(view)
-
-
 def _print_timings(console: Console, result: BenchResult) -> None:
     rows = []
     for size in result.sizes:
         rows += _size_rows(size)
-    _table(
-        console,
+    output.table(
         f"bootvol bench: seconds to a usable volume ({result.cluster})",
         ["image", "path", "volumes", "median s", "p95 s", "vs download", "host bytes", "how"],
         rows,
+        to=console,
     )
     console.print(
         f"download and copy-offload move the whole image: {result.slow_volumes} volumes each "
@@ -150,8 +137,7 @@ def _reference_rows(size: SizeResult) -> list[tuple[str, ...]]:
 
 
 def _print_space(console: Console, result: BenchResult) -> None:
-    _table(
-        console,
+    output.table(
         "physical space of the cache-clone volumes (statvfs, cache entry included)",
         ["image", "volumes", "physical used", "one image", "ratio", "N x image size", "extents"],
         [
@@ -166,6 +152,7 @@ def _print_space(console: Console, result: BenchResult) -> None:
             )
             for size in result.sizes
         ],
+        to=console,
     )
     console.print(
         "extents: data extents of the cache entry; a reflink clone costs time per extent, "
@@ -175,11 +162,11 @@ def _print_space(console: Console, result: BenchResult) -> None:
 
 def _print_targets(console: Console, result: BenchResult) -> None:
     verdicts = {True: "[green]pass[/green]", False: "[red]FAIL[/red]", None: "n/a"}
-    _table(
-        console,
+    output.table(
         "targets",
         ["target", "result", "measured"],
         [(t.name, verdicts[t.passed], t.detail) for t in result.targets()],
+        to=console,
     )
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
@@ -19,7 +18,7 @@ def bench_load(
     folder: Path | None = typer.Option(
         None, "--dir", help="Folder FlexVols under PATH instead of XFS loopback ones (root)."
     ),
-    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    as_json: bool = output.JsonOption,
 ) -> None:
     """Send VOLUMES creations at once (half from an uncached image) and check none is lost."""
     result = run_load(
@@ -28,7 +27,7 @@ def bench_load(
         )
     )
     if as_json:
-        typer.echo(json.dumps(result.to_dict(), indent=2))
+        output.emit_json(result.to_dict())
     else:
         data = result.to_dict()
         typer.echo(

@@ -31,13 +31,19 @@ def _default(value: Any) -> Any:
     return str(value)
 
 
-def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+def table(
+    title: str,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    to: Console | None = None,
+) -> None:
     view = Table(title=title)
     for column in columns:
         view.add_column(column)
     for row in rows:
         view.add_row(*("" if cell is None else str(cell) for cell in row))
-    console.print(view)
+    (to or console).print(view)
 
 
 def human_bytes(count: int | None) -> str:

@@ -16,8 +16,7 @@ import typer
 
 from bootvol.cli import output
 from bootvol.cli.context import bootvol
-from bootvol.volumes.cleaner import PeriodicCleaner
-from bootvol.volumes.worker import VolumeWorker
+from bootvol.volumes.worker import BackgroundWork
 
 
 def worker(
@@ -33,16 +32,9 @@ def worker(
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    volume_worker = VolumeWorker(app.volumes, app.sessions, threads=threads)
-    cleaner = PeriodicCleaner(
-        app.volumes.clean_caches, interval_seconds=app.settings.cache.clean_interval_seconds
-    )
-    volume_worker.start()
-    cleaner.start()
+    background = BackgroundWork(app.volumes, app.sessions, threads=threads)
+    background.start()
     database = app.sessions.kw["bind"].url.render_as_string(hide_password=True)
     output.errors.print(f"worker: {threads} threads on {database}", highlight=False)
     stop.wait()
-    # Stop claiming; volumes being made get time to finish, else their leases run out and
-    # another worker takes them over.
-    cleaner.stop()
-    volume_worker.stop(timeout=app.settings.workers.lease_seconds)
+    background.stop()

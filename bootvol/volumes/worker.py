@@ -19,6 +19,7 @@ import threading
 
 from bootvol.db.session import SessionFactory
 from bootvol.volumes.claims import claim_next, release_abandoned, this_process
+from bootvol.volumes.cleaner import PeriodicCleaner
 from bootvol.volumes.service import VolumeService
 
 log = logging.getLogger(__name__)
@@ -88,3 +89,25 @@ class VolumeWorker:
                 self._volumes.provision(claim.volume_id)
             except Exception:  # provision ends the volume in error itself; keep working
                 log.exception("provisioning volume %s failed", claim.volume_id)
+
+
+class BackgroundWork:
+    """What a long-running process (``bootvol serve``, ``bootvol worker``) runs beside its
+    main loop: volume worker threads and the periodic cache cleaner."""
+
+    def __init__(self, volumes: VolumeService, sessions: SessionFactory, *, threads: int) -> None:
+        self._settings = volumes.settings
+        self._worker = VolumeWorker(volumes, sessions, threads=threads)
+        self._cleaner = PeriodicCleaner(
+            volumes.clean_caches, interval_seconds=self._settings.cache.clean_interval_seconds
+        )
+
+    def start(self) -> None:
+        self._worker.start()
+        self._cleaner.start()
+
+    def stop(self) -> None:
+        """Stop claiming; volumes being made get up to a lease to finish, else their leases
+        run out and another worker takes them over."""
+        self._cleaner.stop()
+        self._worker.stop(timeout=self._settings.workers.lease_seconds)
