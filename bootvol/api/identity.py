@@ -151,9 +151,7 @@ def show_project(
 ) -> ProjectResponse:
     if not auth.is_admin and project_id != auth.project_id:
         raise Forbidden("You are not authorized to perform the requested action: get project")
-    project = bootvol.identity.get_project(project_id)
-    if project.id != project_id:  # the service also resolves names; the API takes ids
-        raise NotFound(f"Could not find project: {project_id}.")
+    project = bootvol.identity.get_project(project_id, by_name=False)
     return ProjectResponse(project=_project(project, base))
 
 
@@ -161,9 +159,7 @@ def show_project(
 def show_user(user_id: str, bootvol: AppDep, auth: CurrentAuth, base: BaseUrl) -> UserResponse:
     if not auth.is_admin and user_id != auth.user_id:
         raise Forbidden("You are not authorized to perform the requested action: get user")
-    user = bootvol.identity.get_user(user_id)
-    if user.id != user_id:
-        raise NotFound(f"Could not find user: {user_id}.")
+    user = bootvol.identity.get_user(user_id, by_name=False)
     return UserResponse(
         user=UserDetail(
             id=user.id,

@@ -245,8 +245,8 @@ def merge_metadata(
 ) -> MetadataBody:
     """Add or change metadata items; the others stay."""
     _refuse_reserved_metadata(body.metadata)
-    bootvol.volumes.set_metadata(volume_id, body.metadata, replace=False, caller=caller)
-    return MetadataBody(metadata=_metadata(bootvol.volumes.get(volume_id, caller=caller)))
+    record = bootvol.volumes.set_metadata(volume_id, body.metadata, replace=False, caller=caller)
+    return MetadataBody(metadata=_metadata(record))
 
 
 @router.put("/v3/{project_id}/volumes/{volume_id}/metadata", response_model=MetadataBody)
@@ -255,8 +255,8 @@ def replace_metadata(
 ) -> MetadataBody:
     """Replace the volume's metadata (bootvol's own keys are not the user's to set)."""
     _refuse_reserved_metadata(body.metadata)
-    bootvol.volumes.set_metadata(volume_id, body.metadata, replace=True, caller=caller)
-    return MetadataBody(metadata=_metadata(bootvol.volumes.get(volume_id, caller=caller)))
+    record = bootvol.volumes.set_metadata(volume_id, body.metadata, replace=True, caller=caller)
+    return MetadataBody(metadata=_metadata(record))
 
 
 @router.delete("/v3/{project_id}/volumes/{volume_id}/metadata/{key}")
@@ -307,9 +307,7 @@ def update_quotas(
 
 
 def _quota_set(bootvol: Bootvol, project_id: str, *, usage: bool) -> QuotaSet:
-    project = bootvol.identity.get_project(project_id)
-    if project.id != project_id:
-        raise NotFound(f"Project {project_id} could not be found.")
+    project = bootvol.identity.get_project(project_id, by_name=False)
     used = bootvol.volumes.usage(project.id)
 
     def value(limit: int, in_use: int = 0) -> int | QuotaUsage:

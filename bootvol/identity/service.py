@@ -138,14 +138,14 @@ class IdentityService:
         with self._sessions() as session:
             return list(session.scalars(select(ProjectRecord).order_by(ProjectRecord.name)))
 
-    def get_project(self, ref: str) -> ProjectRecord:
-        """A project by id or name."""
+    def get_project(self, ref: str, *, by_name: bool = True) -> ProjectRecord:
+        """A project by id, or by name too (the operator's CLI; the APIs take ids only)."""
         with self._sessions() as session:
-            project = _find_project(session, Ref(id=ref)) or _find_project(
-                session, Ref(name=ref, domain_id=DEFAULT_DOMAIN_ID)
-            )
+            project = _find_project(session, Ref(id=ref))
+            if project is None and by_name:
+                project = _find_project(session, Ref(name=ref, domain_id=DEFAULT_DOMAIN_ID))
         if project is None:
-            raise NotFound(f"no project with id or name {ref!r}")
+            raise NotFound(f"Could not find project: {ref}.")
         return project
 
     def set_quotas(
@@ -206,13 +206,14 @@ class IdentityService:
         with self._sessions() as session:
             return list(session.scalars(select(UserRecord).order_by(UserRecord.name)))
 
-    def get_user(self, ref: str) -> UserRecord:
+    def get_user(self, ref: str, *, by_name: bool = True) -> UserRecord:
+        """A user by id, or by name too (the operator's CLI; the APIs take ids only)."""
         with self._sessions() as session:
-            user = _find_user(session, Ref(id=ref)) or _find_user(
-                session, Ref(name=ref, domain_id=DEFAULT_DOMAIN_ID)
-            )
+            user = _find_user(session, Ref(id=ref))
+            if user is None and by_name:
+                user = _find_user(session, Ref(name=ref, domain_id=DEFAULT_DOMAIN_ID))
         if user is None:
-            raise NotFound(f"no user with id or name {ref!r}")
+            raise NotFound(f"Could not find user: {ref}.")
         return user
 
     def grant(self, *, user: str, project: str, role: Role) -> None:

@@ -547,13 +547,13 @@ class VolumeService:
 
     def set_metadata(
         self, volume_id: str, items: Mapping[str, str], *, replace: bool, caller: Caller
-    ) -> dict[str, str]:
+    ) -> VolumeRecord:
         """Merge ``items`` into the volume's metadata, or replace it with them."""
         record = self._visible(volume_id, caller)
         metadata = {} if replace else dict(record.user_metadata or {})
         metadata.update(items)
         _validate_metadata(metadata)
-        return self._records.update(record.id, user_metadata=metadata).user_metadata or {}
+        return self._records.update(record.id, user_metadata=metadata)
 
     def delete_metadata(self, volume_id: str, key: str, *, caller: Caller) -> None:
         record = self._visible(volume_id, caller)
