@@ -4,16 +4,19 @@
 in 64 KiB chunks; ``server.mode`` says what happens to each request from then on:
 
     "normal"    send everything at once
-    "trickle"   sleep ``trickle_seconds`` before every chunk (a slow source to crash in)
+    "hold"      send half, then wait until the test calls ``resume()``: a download that
+                cannot finish until the test says so (a victim to crash or stall in)
     "stall"     send half, then nothing until the client gives up
     "hangup"    send half, then close the connection
+
+``server.held`` counts the requests that reached the hold point, so that a test waits for
+that condition, not for a time.
 """
 
 from __future__ import annotations
 
 import hashlib
 import threading
-import time
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from types import TracebackType
@@ -29,9 +32,10 @@ class FaultyServer:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.mode = "normal"
-        self.trickle_seconds = 0.05
         self.requests = 0
-        self._release = threading.Event()  # ends stalls at shutdown
+        self.held = 0  # requests that reached the hold point
+        self._resume = threading.Event()  # ends holds
+        self._release = threading.Event()  # ends stalls (and holds) at shutdown
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -47,15 +51,17 @@ class FaultyServer:
                 self.send_header("Content-Type", "application/octet-stream")
                 self.end_headers()
                 half = len(data) // 2
+                mode = outer.mode
                 for offset in range(0, len(data), CHUNK):
-                    mode = outer.mode
+                    if mode == "hold" and offset >= half:
+                        mode = "normal"  # the rest, once resumed
+                        outer.held += 1
+                        outer._resume.wait()
                     if mode in ("stall", "hangup") and offset >= half:
                         if mode == "stall":
                             outer._release.wait(120)
                         self.close_connection = True
                         return
-                    if mode == "trickle":
-                        time.sleep(outer.trickle_seconds)
                     try:
                         self.wfile.write(data[offset : offset + CHUNK])
                     except (BrokenPipeError, ConnectionResetError):
@@ -65,6 +71,11 @@ class FaultyServer:
                 pass
 
         self._http = LocalFileServer(folder, handler=Handler)
+
+    def resume(self) -> None:
+        """Let held requests send the rest, and later ones run through."""
+        self.mode = "normal"
+        self._resume.set()
 
     def url_for(self, name: str) -> str:
         return self._http.url_for(name)
@@ -79,7 +90,9 @@ class FaultyServer:
         value: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        self._release.set()  # stalled requests end, so that the server can shut down
+        # Stalled and held requests end, so that the server can shut down.
+        self._release.set()
+        self._resume.set()
         self._http.__exit__(kind, value, traceback)
 
 

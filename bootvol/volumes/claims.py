@@ -38,6 +38,7 @@ import os
 import socket
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
 
 from sqlalchemy import or_, select, update
@@ -234,4 +235,9 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True  # exists, owned by someone else
-    return True
+    # A zombie (killed, not yet reaped by its parent) works no more: its claims are free.
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rpartition(")")[2].split()[0] != "Z"

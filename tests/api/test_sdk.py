@@ -155,14 +155,14 @@ def test_a_downloading_volume_reports_it_through_the_api(service: Service) -> No
     conn = service.connect()
     with FaultyServer(service.estate.workdir) as source:
         image, expected = remote_image(service.estate, source)
-        source.mode = "trickle"  # seconds of download: the client sees it happen
+        source.mode = "hold"  # the download cannot end until the client has seen it
         volume = conn.block_storage.create_volume(size=1, image_id=image, name="slow")
         seen = [volume.status]
         deadline = time.monotonic() + 30
         while seen[-1] != "downloading":
             assert seen[-1] == "creating" and time.monotonic() < deadline, seen
             seen.append(conn.block_storage.get_volume(volume.id).status)
-        source.mode = "normal"
+        source.resume()
         done = _available(conn, volume)
     assert seen[0] == "creating" and seen[-1] == "downloading"
     assert done.metadata["bootvol:path"] == "download"

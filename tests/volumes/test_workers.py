@@ -33,7 +33,12 @@ from ..faulty_http import FaultyServer, remote_image
 from ..support import BOTH_DATABASES, Estate
 
 LEASE_SECONDS = 2.0
-WORKERS = f"[workers]\nlease_seconds = {LEASE_SECONDS}\npoll_seconds = 0.2\n"
+# A held download waits for the test, not for the worker's read timeout.
+WORKERS = (
+    f"[workers]\nlease_seconds = {LEASE_SECONDS}\npoll_seconds = 0.2\n"
+    "[download]\nread_timeout_seconds = 3600\n"
+)
+MiB = 1 << 20
 _IN_PROGRESS = (VolumeStatus.CREATING, VolumeStatus.DOWNLOADING)
 
 
@@ -173,10 +178,21 @@ def wait_until(condition: Callable[[], bool], *, timeout: float, what: str) -> N
         time.sleep(0.02)
 
 
-# strace slows a worker down where the test wants to kill it: every call of one system call
-# waits 0.2 s first (-e inject=…:delay_enter), in the worker and its qemu-img children (-f).
-def slowed(syscall: str) -> tuple[str, ...]:
-    return ("strace", "-f", "-qq", "-o", "/dev/null", "-e", f"inject={syscall}:delay_enter=200000")
+def held_at(syscall: str, *, from_call: int) -> tuple[str, ...]:
+    """A wrapper that holds its worker (and the worker's qemu-img children, ``-f``) in the
+    kernel at a known point: every call of ``syscall`` from the ``from_call``-th on waits an
+    hour on entry (strace's delay injection), far longer than any test runs. The worker
+    cannot get past that point however fast the machine is; the test kills it there."""
+    inject = f"inject={syscall}:delay_enter=3600s:when={from_call}+"
+    return ("strace", "-f", "-qq", "-o", "/dev/null", "-e", inject)
+
+
+def data_bytes(path: Path) -> int:
+    """Bytes allocated to ``path`` (XFS counts delayed allocations, so page-cache writes show)."""
+    try:
+        return path.stat().st_blocks * 512
+    except FileNotFoundError:
+        return 0
 
 
 @BOTH_DATABASES
@@ -184,14 +200,19 @@ def slowed(syscall: str) -> tuple[str, ...]:
 def test_killed_worker_is_taken_over_and_leaves_nothing_half_made(
     make_estate, workers, stage: str
 ) -> None:
+    """Each stage holds its worker mid-operation until the test kills it: the download at
+    half the image (the source sends no more until resumed), the copy offload after two of
+    its eight 1 MiB sendfile segments, the conversion once qemu-img has created its output
+    and before it writes (its first fstatfs, on opening that output for direct I/O)."""
     estate = make_estate(extra=WORKERS)
     with FaultyServer(estate.workdir) as server:
+        vol_a = estate.app.topology.get("vol_a")
+        wrapper: tuple[str, ...] = ()
         if stage == "download":
             image, expected = remote_image(estate, server)
-            server.mode = "trickle"  # 16 MiB of qcow2 in 64 KiB chunks: seconds
-            wrapper: tuple[str, ...] = ()
+            server.mode = "hold"
         else:
-            raw = estate.sample("disk.raw")
+            raw = estate.sample("disk.raw")  # 16 MiB, data in every other MiB
             expected = hashlib.sha256(raw.read_bytes()).hexdigest()
             disk_format = "raw" if stage == "copy-offload" else "qcow2"
             upload = raw if disk_format == "raw" else estate.sample_qcow2(raw, "disk.qcow2")
@@ -199,23 +220,31 @@ def test_killed_worker_is_taken_over_and_leaves_nothing_half_made(
                 ImageCreate(name="stored", disk_format=disk_format), upload
             ).id
             # images (XFS) → vol_a (another XFS): copy offload by sendfile, then qemu-img.
-            wrapper = slowed("sendfile" if stage == "copy-offload" else "pwrite64")
+            if stage == "copy-offload":
+                wrapper = held_at("sendfile", from_call=3)
+            else:
+                wrapper = held_at("fstatfs", from_call=1)
+
+        def at_hold_point() -> bool:
+            scratch = scratch_files(estate, "vol_a")
+            if stage == "download":
+                return server.held == 1 and bool(scratch)
+            if stage == "copy-offload":
+                return any(data_bytes(p) >= 2 * MiB for p in scratch)
+            return any(p.suffix != ".qcow2" for p in scratch)  # qemu-img's output exists
+
         first = workers(estate, wrapper=wrapper)
         volume_id = accept(estate, image, flexvol="vol_a")
-        wait_until(lambda: bool(scratch_files(estate, "vol_a")), timeout=30, what=f"the {stage}")
-        if stage == "conversion":
-            wait_until(
-                lambda: any(p.suffix != ".qcow2" for p in scratch_files(estate, "vol_a")),
-                timeout=30,
-                what="qemu-img convert",
-            )
+        wait_until(at_hold_point, timeout=60, what=f"the worker's hold point in the {stage}")
         second = workers(estate)  # another node's worker: it must wait for the lease
         kill_holder(estate.app.volumes.get(volume_id))
         killed_at = time.monotonic()
-        first.wait(10)
+        # A thread held by strace dies only once its tracer lets go of it: end strace too.
+        first.kill()
+        first.wait(30)
         # Nothing half-made is visible under a cache name, now or later.
-        assert not ImageCache(estate.app.topology.get("vol_a")).contains(image)
-        server.mode = "normal"
+        assert not ImageCache(vol_a).contains(image)
+        server.resume()
         (volume,) = wait_done(estate, [volume_id], timeout=60)
         taken_over_in = time.monotonic() - killed_at
 
@@ -238,15 +267,15 @@ def test_volume_fails_cleanly_after_max_attempts(make_estate, workers) -> None:
     estate = make_estate(extra=WORKERS.replace("poll_seconds", "max_attempts = 2\npoll_seconds"))
     with FaultyServer(estate.workdir) as server:
         image, _ = remote_image(estate, server)
-        server.mode = "trickle"
+        server.mode = "hold"
         volume_id = accept(estate, image, flexvol="vol_a")
-        for _ in range(2):  # two workers die making it
+        for died in range(1, 3):  # two workers die making it, each held mid-download
             worker = workers(estate)
-            wait_until(lambda: bool(scratch_files(estate, "vol_a")), timeout=30, what="a fill")
+            wait_until(lambda n=died: server.held == n, timeout=60, what="a held download")
             kill_holder(estate.app.volumes.get(volume_id))
-            worker.wait(10)
+            worker.wait(30)
             open_bootvol(config=estate.config)  # a restart: scratch of the dead goes
-        server.mode = "normal"
+        server.resume()
         workers(estate)
         (volume,) = wait_done(estate, [volume_id], timeout=30)
     assert volume.status == VolumeStatus.ERROR
@@ -262,10 +291,10 @@ def test_stalled_worker_that_lost_its_claim_leaves_the_volume_to_its_new_holder(
     estate = make_estate(extra=WORKERS)
     with FaultyServer(estate.workdir) as server:
         image, expected = remote_image(estate, server)
-        server.mode = "trickle"
+        server.mode = "hold"
         stalled = workers(estate)
         volume_id = accept(estate, image, flexvol="vol_a")
-        wait_until(lambda: bool(scratch_files(estate, "vol_a")), timeout=30, what="the download")
+        wait_until(lambda: server.held == 1, timeout=60, what="the held download")
         os.kill(stalled.pid, signal.SIGSTOP)  # alive but silent: its lease runs out
         try:
             workers(estate)
@@ -274,7 +303,7 @@ def test_stalled_worker_that_lost_its_claim_leaves_the_volume_to_its_new_holder(
                 timeout=LEASE_SECONDS + 10,
                 what="the takeover",
             )
-            server.mode = "normal"
+            server.resume()
         finally:
             os.kill(stalled.pid, signal.SIGCONT)
         # The stalled worker finishes its cache fill (the new holder waits for it on the fill
