@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ast
-import dataclasses
 import json
 import socket
 import uuid
@@ -404,18 +403,19 @@ def _metadata(record: VolumeRecord) -> dict[str, str]:
     metadata = dict(record.user_metadata or {})
     provisioning = record.provisioning
     if provisioning:
-        metadata["bootvol:path"] = str(provisioning.get("path"))
-        metadata["bootvol:source"] = str(provisioning.get("source", ""))
-        metadata["bootvol:host_bytes"] = str(provisioning.get("host_bytes", 0))
-        metadata["bootvol:seconds"] = str(provisioning.get("seconds", 0))
-        for key in ("clone_method", "copy_method"):
-            if provisioning.get(key):
-                metadata[f"bootvol:{key}"] = str(provisioning[key])
+        metadata["bootvol:path"] = str(provisioning.path)
+        metadata["bootvol:source"] = provisioning.source
+        metadata["bootvol:host_bytes"] = str(provisioning.host_bytes)
+        metadata["bootvol:seconds"] = str(provisioning.seconds)
+        if provisioning.clone_method:
+            metadata["bootvol:clone_method"] = str(provisioning.clone_method)
+        if provisioning.copy_method:
+            metadata["bootvol:copy_method"] = provisioning.copy_method
         metadata["bootvol:steps"] = json.dumps(
-            [[step["name"], step["seconds"]] for step in provisioning.get("steps", [])]
+            [[str(step.name), step.seconds] for step in provisioning.steps]
         )
-        if provisioning.get("skipped"):
-            metadata["bootvol:skipped"] = json.dumps(provisioning["skipped"])
+        if provisioning.skipped:
+            metadata["bootvol:skipped"] = json.dumps(provisioning.to_json()["skipped"])
     if record.message:
         metadata["bootvol:error"] = record.message
     return metadata
@@ -506,8 +506,7 @@ def _page_extras(
         href = f"{collection}?{urlencode([*params, ('marker', volumes[-1].id)])}"
         extras["volumes_links"] = [Link(href=href, rel="next")]
     if count:
-        everything = dataclasses.replace(query, limit=None, marker=None)
-        extras["count"] = len(bootvol.volumes.query(everything, caller=caller)[0])
+        extras["count"] = bootvol.volumes.count(query, caller=caller)
     return extras
 
 

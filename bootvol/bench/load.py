@@ -247,7 +247,6 @@ def _check(
         if record.image_id != uncached:
             continue
         fills.setdefault(record.flexvol or "", 0)
-        for step in (record.provisioning or {}).get("steps", []):
-            if step["name"] == "cache fill" and step["detail"] == "filled":
-                fills[record.flexvol or ""] += 1
+        if record.provisioning and record.provisioning.filled_cache:
+            fills[record.flexvol or ""] += 1
     result.uncached_fills = fills

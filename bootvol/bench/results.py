@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bootvol.bench.reference import ReferenceRound
-from bootvol.volumes.records import ProvisioningPath
+from bootvol.volumes.records import ProvisioningPath, StepName
 
 MiB = 1 << 20
 
@@ -56,7 +56,7 @@ class Sample:
     seconds: float
     host_bytes: int
     how: str  # the copy and clone mechanisms the engine reported
-    steps: dict[str, float] = field(default_factory=dict)  # the provisioning record's steps
+    steps: dict[StepName, float] = field(default_factory=dict)  # the provisioning record's
 
 
 def median(values: list[float]) -> float:
@@ -95,7 +95,7 @@ class PathResult:
         return ", ".join(sorted({s.how for s in self.samples}))
 
     @property
-    def steps_median_s(self) -> dict[str, float]:
+    def steps_median_s(self) -> dict[StepName, float]:
         """Each provisioning step's median seconds: where the time goes."""
         names = dict.fromkeys(name for s in self.samples for name in s.steps)
         return {
@@ -309,7 +309,7 @@ def _path_json(size: SizeResult, result: PathResult) -> dict[str, Any]:
         "speedup_vs_download": round(size.speedup(result.median_s), 2),
         "how": result.how,
         "seconds": [round(s, 6) for s in result.seconds],
-        "steps_median_s": {k: round(v, 6) for k, v in result.steps_median_s.items()},
+        "steps_median_s": {str(k): round(v, 6) for k, v in result.steps_median_s.items()},
     }
 
 

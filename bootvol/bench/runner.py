@@ -28,7 +28,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from bootvol.bench import reference
 from bootvol.bench.cluster import (
@@ -56,6 +55,7 @@ from bootvol.images.service import ImageCreate
 from bootvol.storage.copy import data_segments
 from bootvol.storage.flexvol import FlexVol
 from bootvol.volumes.cache import ImageCache
+from bootvol.volumes.records import ProvisioningRecord, StepName
 from bootvol.volumes.service import VolumeCreate
 
 MiB = 1 << 20
@@ -214,18 +214,17 @@ class _SizeRun:
         self._volumes.append(volume.id)
         if volume.status != VolumeStatus.AVAILABLE:
             raise BenchmarkFailed(f"{path} volume on {flexvol} failed: {volume.message}")
-        provisioning: dict[str, Any] = volume.provisioning or {}
-        taken = provisioning.get("path")
-        if taken != path.provisioning_path:
+        provisioning = volume.provisioning or ProvisioningRecord()
+        if provisioning.path != path.provisioning_path:
             raise BenchmarkFailed(
-                f"measuring {path} on {flexvol}, but the volume took {taken} "
-                f"(skipped: {provisioning.get('skipped')})"
+                f"measuring {path} on {flexvol}, but the volume took {provisioning.path} "
+                f"(skipped: {provisioning.to_json()['skipped']})"
             )
         return Sample(
             seconds=seconds,
-            host_bytes=provisioning["host_bytes"],
+            host_bytes=provisioning.host_bytes,
             how=_how(provisioning),
-            steps={step["name"]: step["seconds"] for step in provisioning.get("steps", [])},
+            steps=provisioning.step_seconds(),
         )
 
     def _delete_volumes(self) -> None:
@@ -316,17 +315,17 @@ class _SizeRun:
         return PathResult(BenchPath.CACHE_CLONE, samples), space
 
 
-def _how(provisioning: dict[str, Any]) -> str:
+def _how(provisioning: ProvisioningRecord) -> str:
     """The mechanisms that moved or shared the bytes, e.g. ``sendfile → reflink clone``."""
-    steps = {step["name"] for step in provisioning.get("steps", [])}
+    steps = {step.name for step in provisioning.steps}
     parts = []
-    if "download" in steps:
+    if StepName.DOWNLOAD in steps:
         parts.append("http")
-    if provisioning.get("copy_method"):
-        parts.append(str(provisioning["copy_method"]))
-    if "convert" in steps:
+    if provisioning.copy_method:
+        parts.append(provisioning.copy_method)
+    if StepName.CONVERT in steps:
         parts.append("qemu-img convert")
-    parts.append(f"{provisioning.get('clone_method')} clone")
+    parts.append(f"{provisioning.clone_method} clone")
     return " → ".join(parts)
 
 

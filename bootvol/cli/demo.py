@@ -67,16 +67,16 @@ def demo(
                     )
                 )
                 created.append(volume)
-                provisioning = volume.provisioning or {}
+                provisioning = volume.provisioning
                 rows.append(
                     {
                         "step": step.title,
                         "flexvol": step.flexvol,
                         "status": str(volume.status),
-                        "path": provisioning.get("path"),
-                        "clone": provisioning.get("clone_method"),
-                        "seconds": provisioning.get("seconds"),
-                        "host_bytes": provisioning.get("host_bytes"),
+                        "path": str(provisioning.path) if provisioning else None,
+                        "clone": str(provisioning.clone_method) if provisioning else None,
+                        "seconds": provisioning.seconds if provisioning else None,
+                        "host_bytes": provisioning.host_bytes if provisioning else None,
                         "content_ok": volume.file is not None
                         and volume_sha256(
                             Path(volume.file), file_format=volume.file_format, length=raw_size

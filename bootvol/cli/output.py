@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bootvol.db.models import ImageRecord, VolumeRecord
+from bootvol.volumes.records import ProvisioningRecord
 
 console = Console()
 errors = Console(stderr=True)
@@ -84,8 +85,8 @@ def volume_view(volume: VolumeRecord) -> dict[str, Any]:
         "image_id": volume.image_id,
         "flexvol": volume.flexvol,
         "file": volume.file,
-        "file_format": volume.file_format,
-        "provisioning": volume.provisioning,
+        "file_format": str(volume.file_format),
+        "provisioning": volume.provisioning.to_json() if volume.provisioning else None,
         "message": volume.message,
         "created_at": volume.created_at,
     }
@@ -102,19 +103,19 @@ def print_fields(title: str, fields: dict[str, Any]) -> None:
     console.print(view)
 
 
-def print_provisioning(provisioning: dict[str, Any] | None) -> None:
+def print_provisioning(provisioning: ProvisioningRecord | None) -> None:
     if not provisioning:
         return
     console.print(
-        f"[bold]path[/bold] {provisioning['path']}  from {provisioning['source']}  "
-        f"clone {provisioning['clone_method']}  "
-        f"host bytes {human_bytes(provisioning['host_bytes'])}  "
-        f"total {provisioning['seconds']:.3f} s"
+        f"[bold]path[/bold] {provisioning.path}  from {provisioning.source}  "
+        f"clone {provisioning.clone_method}  "
+        f"host bytes {human_bytes(provisioning.host_bytes)}  "
+        f"total {provisioning.seconds:.3f} s"
     )
     table(
         "steps",
         ["step", "seconds", "detail"],
-        [(s["name"], f"{s['seconds']:.4f}", s["detail"]) for s in provisioning["steps"]],
+        [(str(s.name), f"{s.seconds:.4f}", s.detail) for s in provisioning.steps],
     )
-    if provisioning["skipped"]:
-        table("not taken", ["path", "why"], list(provisioning["skipped"].items()))
+    if provisioning.skipped:
+        table("not taken", ["path", "why"], [(str(k), v) for k, v in provisioning.skipped.items()])

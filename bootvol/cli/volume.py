@@ -62,8 +62,8 @@ def list_(ctx: typer.Context, json_: bool = output.JsonOption) -> None:
                 v.status,
                 v.size_gib,
                 v.flexvol,
-                (v.provisioning or {}).get("path"),
-                (v.provisioning or {}).get("seconds"),
+                v.provisioning.path if v.provisioning else None,
+                v.provisioning.seconds if v.provisioning else None,
             )
             for v in volumes
         ],

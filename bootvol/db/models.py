@@ -25,6 +25,9 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+from bootvol.volumes.records import FileFormat, ProvisioningRecord
 
 DEFAULT_DOMAIN_ID = "default"  # Keystone's one domain in a fresh deployment
 DEFAULT_DOMAIN_NAME = "Default"
@@ -61,7 +64,6 @@ class VolumeStatus(enum.StrEnum):
     DOWNLOADING = "downloading"
     AVAILABLE = "available"
     EXTENDING = "extending"
-    DELETING = "deleting"
     ERROR = "error"
 
 
@@ -91,6 +93,19 @@ def _enum(kind: type[enum.StrEnum], name: str) -> Enum:
         length=16,
         values_callable=lambda e: [m.value for m in e],
     )
+
+
+class _ProvisioningJSON(TypeDecorator[ProvisioningRecord]):
+    """A volume's provisioning record, stored as JSON and read back as the typed record."""
+
+    impl = JSON
+    cache_ok = True
+
+    def process_bind_param(self, value: ProvisioningRecord | None, dialect: Any) -> Any:
+        return None if value is None else value.to_json()
+
+    def process_result_value(self, value: Any, dialect: Any) -> ProvisioningRecord | None:
+        return None if value is None else ProvisioningRecord.from_json(value)
 
 
 class ImageRecord(Base):
@@ -136,8 +151,10 @@ class VolumeRecord(Base):
     image_id: Mapped[str | None] = mapped_column(String(36), index=True)
     flexvol: Mapped[str | None] = mapped_column(String(255))
     file: Mapped[str | None] = mapped_column(Text)
-    file_format: Mapped[str] = mapped_column(String(16), default="raw")
-    provisioning: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    file_format: Mapped[FileFormat] = mapped_column(
+        _enum(FileFormat, "file_format"), default=FileFormat.RAW
+    )
+    provisioning: Mapped[ProvisioningRecord | None] = mapped_column(_ProvisioningJSON)
     message: Mapped[str | None] = mapped_column(Text)  # why the volume is in error
     project_id: Mapped[str | None] = mapped_column(String(64), index=True)
     user_id: Mapped[str | None] = mapped_column(String(64))
@@ -149,10 +166,9 @@ class VolumeRecord(Base):
     availability_zone: Mapped[str] = mapped_column(String(255), default=DEFAULT_AVAILABILITY_ZONE)
     # Cinder's volume_image_metadata: what the image said of itself when the volume was cut.
     image_metadata: Mapped[dict[str, str] | None] = mapped_column(JSON)
-    # Which worker is provisioning a ``creating`` volume, since when, until when its claim
-    # holds unless renewed, and how many claims it has had (see bootvol.volumes.claims).
+    # Which worker is provisioning a ``creating`` volume, until when its claim holds unless
+    # renewed, and how many claims it has had (see bootvol.volumes.claims).
     claimed_by: Mapped[str | None] = mapped_column(String(255))
-    claimed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     lease_expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

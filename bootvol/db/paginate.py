@@ -8,12 +8,16 @@ would drop rows from every page.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.orm import Session
+
+from bootvol.errors import InvalidRequest
+
+Row = TypeVar("Row")
 
 
 @dataclass(frozen=True)
@@ -65,3 +69,41 @@ def page(
     if limit is not None:
         statement = statement.limit(limit)
     return statement
+
+
+def sort_keys(
+    sort: Sequence[tuple[str, bool]], columns: Mapping[str, ColumnElement[Any]]
+) -> list[SortKey]:
+    """The keys of a list request's ``sort`` ((key, ascending) pairs, by the names in
+    ``columns``), ending with ``id`` so that the order is total."""
+    keys = []
+    for key, ascending in sort:
+        if key not in columns:
+            known = ", ".join(sorted(columns))
+            raise InvalidRequest(f"Invalid sort key {key!r} (one of {known})")
+        keys.append(SortKey(columns[key], ascending))
+    if not any(key == "id" for key, _ in sort):
+        keys.append(SortKey(columns["id"], keys[-1].ascending if keys else False))
+    return keys
+
+
+def fetch_page(
+    session: Session,
+    statement: Select[tuple[Row]],
+    *,
+    id_column: Any,
+    keys: Sequence[SortKey],
+    marker_id: str | None,
+    limit: int | None,
+    keep: Callable[[Row], bool] | None = None,
+) -> tuple[list[Row], bool]:
+    """One page of ``statement``'s rows after the row ``marker_id`` (visible to the caller:
+    checked by the caller), and whether more follow. ``keep`` filters rows in Python where
+    SQL cannot (JSON fields differ per database); the page is cut after it."""
+    marker_values = None if marker_id is None else values_at(session, id_column, keys, marker_id)
+    fetch = None if limit is None or keep is not None else limit + 1
+    statement = page(statement, keys=keys, marker_values=marker_values, limit=fetch)
+    rows = [row for row in session.scalars(statement) if keep is None or keep(row)]
+    if limit is not None and len(rows) > limit:
+        return rows[:limit], True
+    return rows, False

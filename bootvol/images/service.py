@@ -27,7 +27,7 @@ from sqlalchemy.exc import IntegrityError
 
 from bootvol.caller import OPERATOR, Caller
 from bootvol.db.models import ImageRecord, ImageStatus, Visibility, utcnow
-from bootvol.db.paginate import SortKey, page, sortable, values_at
+from bootvol.db.paginate import fetch_page, sort_keys, sortable
 from bootvol.db.records import Records
 from bootvol.db.session import SessionFactory
 from bootvol.errors import (
@@ -219,9 +219,7 @@ class ImageService:
 
     def query(self, query: ImageQuery, *, caller: Caller) -> tuple[list[ImageRecord], bool]:
         """One page of the images ``caller`` may list; and whether more pages follow."""
-        keys = [SortKey(_sort_column(key), ascending) for key, ascending in query.sort]
-        if not any(key == "id" for key, _ in query.sort):
-            keys.append(SortKey(_SORT_COLUMNS["id"], keys[-1].ascending if keys else False))
+        keys = sort_keys(query.sort, _SORT_COLUMNS)
         statement = select(ImageRecord).where(self._listable(query, caller))
         for column, value in (
             (ImageRecord.name, query.name),
@@ -232,20 +230,20 @@ class ImageService:
             if value is not None:
                 statement = statement.where(column == value)
         with self._sessions() as session:
-            marker_values = None
             if query.marker is not None:
                 marker = self._visible_by_id(session.get(ImageRecord, query.marker), caller)
                 if marker is None:
                     raise InvalidRequest(
                         f"Invalid marker. Image {query.marker} could not be found."
                     )
-                marker_values = values_at(session, ImageRecord.id, keys, marker.id)
-            limit = None if query.limit is None else query.limit + 1
-            statement = page(statement, keys=keys, marker_values=marker_values, limit=limit)
-            images = list(session.scalars(statement))
-        if query.limit is not None and len(images) > query.limit:
-            return images[: query.limit], True
-        return images, False
+            return fetch_page(
+                session,
+                statement,
+                id_column=ImageRecord.id,
+                keys=keys,
+                marker_id=query.marker,
+                limit=query.limit,
+            )
 
     def get(self, ref: str, *, caller: Caller = OPERATOR) -> ImageRecord:
         """An image by id, or (for the operator) by name when the name is unique."""
@@ -357,14 +355,6 @@ class ImageService:
                 f"{expect} image"
             )
         return record
-
-
-def _sort_column(key: str) -> Any:
-    try:
-        return _SORT_COLUMNS[key]
-    except KeyError:
-        known = ", ".join(sorted(_SORT_COLUMNS))
-        raise InvalidRequest(f"Unsupported sort key {key!r} (one of {known})") from None
 
 
 def _validate(request: ImageCreate) -> None:

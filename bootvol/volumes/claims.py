@@ -1,7 +1,7 @@
 """Which worker provisions a ``creating`` volume: leased claims recorded on the volume's row.
 
-A claim is ``claimed_by`` (``host:pid`` of the claiming process), ``claimed_at``,
-``lease_expires_at`` and ``attempts`` (how many claims the volume has had). The invariants:
+A claim is ``claimed_by`` (``host:pid`` of the claiming process), ``lease_expires_at`` and
+``attempts`` (how many claims the volume has had). The invariants:
 
 * A volume is claimable when it is in progress (``creating``/``downloading``) and either
   unclaimed or its lease has run out (a claim without a lease, from before leases, counts
@@ -45,6 +45,7 @@ from sqlalchemy import or_, select, update
 
 from bootvol.db.models import VolumeRecord, VolumeStatus, utcnow
 from bootvol.db.session import SessionFactory
+from bootvol.volumes.volume_file import ProvisionedVolume
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +98,6 @@ def claim_next(sessions: SessionFactory, *, claimant: str, lease_seconds: float)
             .where(VolumeRecord.id == oldest, *_claimable(now))
             .values(
                 claimed_by=claimant,
-                claimed_at=now,
                 lease_expires_at=now + dt.timedelta(seconds=lease_seconds),
                 attempts=VolumeRecord.attempts + 1,
             )
@@ -122,7 +122,13 @@ def _held(claim: Claim):  # type: ignore[no-untyped-def]
 
 def renew(sessions: SessionFactory, claim: Claim, *, lease_seconds: float) -> bool:
     """Extend the lease of ``claim``; False when it is no longer held."""
-    return _write(sessions, claim, lease_expires_at=utcnow() + dt.timedelta(seconds=lease_seconds))
+    expires = utcnow() + dt.timedelta(seconds=lease_seconds)
+    return _write(sessions, claim, {"lease_expires_at": expires})
+
+
+def mark_downloading(sessions: SessionFactory, claim: Claim) -> bool:
+    """Cinder's ``downloading`` status while the download path runs; False when not held."""
+    return _write(sessions, claim, {"status": VolumeStatus.DOWNLOADING})
 
 
 def holds(sessions: SessionFactory, claim: Claim) -> bool:
@@ -131,22 +137,51 @@ def holds(sessions: SessionFactory, claim: Claim) -> bool:
         return session.scalar(select(VolumeRecord.id).where(*_held(claim))) is not None
 
 
-def finish(sessions: SessionFactory, claim: Claim, **values: object) -> bool:
+@dataclass(frozen=True)
+class VolumeOutcome:
+    """How the making of a volume ended, as its record is to say: ``available`` with the
+    file and how it was made, or ``error`` with a message."""
+
+    status: VolumeStatus
+    message: str | None = None
+    made: ProvisionedVolume | None = None
+    bootable: bool = False
+    image_metadata: dict[str, str] | None = None
+
+    @classmethod
+    def failed(cls, message: str) -> VolumeOutcome:
+        return cls(status=VolumeStatus.ERROR, message=message)
+
+    def columns(self) -> dict[str, object]:
+        """The volume record's columns this outcome sets."""
+        columns: dict[str, object] = {"status": self.status, "message": self.message}
+        if self.made is not None:
+            columns.update(
+                file=str(self.made.file),
+                file_format=self.made.file_format,
+                provisioning=self.made.record,
+                bootable=self.bootable,
+                image_metadata=self.image_metadata,
+            )
+        return columns
+
+
+def finish(sessions: SessionFactory, claim: Claim, outcome: VolumeOutcome) -> bool:
     """Write the outcome of ``claim``'s making of its volume; False when the claim was lost.
 
     A holder that stalled past its lease (a paused process, a database out of reach) may
     find its volume taken over and made again by another worker; its outcome is then stale
     and must not overwrite the new holder's.
     """
-    return _write(sessions, claim, **values)
+    return _write(sessions, claim, outcome.columns())
 
 
-def _write(sessions: SessionFactory, claim: Claim, **values: object) -> bool:
+def _write(sessions: SessionFactory, claim: Claim, columns: dict[str, object]) -> bool:
     with sessions.begin() as session:
         written = session.execute(
             update(VolumeRecord)
             .where(*_held(claim))
-            .values(**values)
+            .values(columns)
             .execution_options(synchronize_session=False)
         ).rowcount
     return written == 1
@@ -218,7 +253,6 @@ def release_abandoned(sessions: SessionFactory) -> list[str]:
                 .values(
                     status=VolumeStatus.CREATING,
                     claimed_by=None,
-                    claimed_at=None,
                     lease_expires_at=None,
                 )
             )

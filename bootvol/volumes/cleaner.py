@@ -77,7 +77,7 @@ def _expired(entry: CacheEntry, settings: CacheSettings, now: dt.datetime) -> bo
 class PeriodicCleaner:
     """Calls ``clean`` every ``interval_seconds`` in a daemon thread until stopped.
 
-    A server passes ``VolumeService.clean_caches`` (which also counts evictions in the
+    A server passes ``Provisioner.clean_caches`` (which also counts evictions in the
     metrics); ``bootvol worker`` does the same on the nodes that run no API.
     """
 

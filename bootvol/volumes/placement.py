@@ -1,8 +1,10 @@
 """Which FlexVol gets a new volume.
 
-Preference, among FlexVols that hold volumes and have room for what the creation will
+From an image, among FlexVols that hold volumes and have room for what the creation will
 write: one that already caches the image (clone, nothing written), then one that holds the
-image file (direct clone), then the one with the most available space.
+image file (direct clone), then the one with the most available space. From another volume:
+the source's FlexVol (a reflink cannot cross filesystems). Empty: the most available space.
+A FlexVol named by the request is used as it is, if it holds volumes and has the room.
 """
 
 from __future__ import annotations
@@ -10,8 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from bootvol.errors import InsufficientSpace
+from bootvol.errors import InsufficientSpace, InvalidRequest
 from bootvol.storage.flexvol import FlexVol
+from bootvol.storage.topology import Topology
 from bootvol.volumes.cache import ImageCache
 
 GiB = 1 << 30
@@ -62,3 +65,51 @@ def choose_flexvol(
             return Placement(flexvol, "holds the image file")
     most = max(with_room, key=lambda f: f.space().available_bytes)
     return Placement(most, "most available space")
+
+
+def place_for_image(
+    topology: Topology,
+    *,
+    image_id: str,
+    image_file: Path | None,
+    raw_size: int,
+    requested: str | None,
+) -> Placement:
+    """The FlexVol for a volume of an image (``requested``: a FlexVol the request named)."""
+    if requested is not None:
+        flexvol = volume_flexvol(topology, requested)
+        check_room(flexvol, image_id=image_id, raw_size=raw_size)
+        return Placement(flexvol, "named by the request")
+    return choose_flexvol(
+        topology.volume_flexvols(), image_id=image_id, image_file=image_file, raw_size=raw_size
+    )
+
+
+def place_for_source(
+    topology: Topology, *, source_id: str, source_flexvol: str, source_file: Path
+) -> FlexVol:
+    """A clone lives where its source does: a reflink cannot cross filesystems."""
+    flexvol = topology.get(source_flexvol)
+    if not flexvol.capabilities.reflink:
+        needed = source_file.stat().st_blocks * 512
+        available = flexvol.space().available_bytes
+        if needed > available:
+            raise InsufficientSpace(
+                f"FlexVol {flexvol.name} has {available / GiB:.2f} GiB available; a copy "
+                f"of volume {source_id} needs {needed / GiB:.2f} GiB"
+            )
+    return flexvol
+
+
+def place_empty(topology: Topology, *, requested: str | None) -> FlexVol:
+    """A sparse file takes no space: the FlexVol with the most available space."""
+    if requested is not None:
+        return volume_flexvol(topology, requested)
+    return max(topology.volume_flexvols(), key=lambda f: f.space().available_bytes)
+
+
+def volume_flexvol(topology: Topology, name: str) -> FlexVol:
+    flexvol = topology.get(name)
+    if not flexvol.holds_volumes:
+        raise InvalidRequest(f"FlexVol {flexvol.name} does not hold volumes")
+    return flexvol

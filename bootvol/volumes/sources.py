@@ -21,12 +21,13 @@ from pathlib import Path
 from bootvol.config import CloneMethod
 from bootvol.errors import CloneNotSupported, StorageError
 from bootvol.storage import qemu_img
-from bootvol.volumes.records import CloneKind, ProvisioningPath, ProvisioningRecord
-from bootvol.volumes.workflow import (
+from bootvol.volumes.records import FileFormat, ProvisioningPath, ProvisioningRecord, StepName
+from bootvol.volumes.volume_file import (
     ProvisionedVolume,
     VolumeTarget,
     as_storage_error,
-    clone_into,
+    clone_kinds,
+    cut,
     grow,
 )
 
@@ -35,18 +36,18 @@ def clone_volume(
     *,
     source_id: str,
     source_file: Path,
-    source_format: str,
+    source_format: FileFormat,
     target: VolumeTarget,
     clone_method: CloneMethod,
 ) -> ProvisionedVolume:
     record = ProvisioningRecord(source=f"volume {source_id}")
-    kinds = _clone_kinds(target, clone_method, record)
+    kinds = clone_kinds(target.flexvol, clone_method, record, overlay_allowed=False)
     target.check_claim()
-    clone_into(source_file, target, record, kinds)
+    cut(source_file, target, record, kinds)
     try:
-        if source_format == "qcow2":
+        if source_format is FileFormat.QCOW2:
             _own_backing_file(source_file, target, record)
-        with record.step("extend"):
+        with record.step(StepName.EXTEND):
             grow(
                 target.flexvol,
                 target.file,
@@ -64,7 +65,7 @@ def empty_volume(*, target: VolumeTarget) -> ProvisionedVolume:
     record = ProvisioningRecord(source="nothing (empty volume)")
     target.flexvol.ensure()
     target.check_claim()
-    with record.step("create sparse file"):
+    with record.step(StepName.CREATE_SPARSE_FILE):
         try:
             with open(target.file, "xb") as volume:
                 volume.truncate(target.size_bytes)
@@ -72,26 +73,7 @@ def empty_volume(*, target: VolumeTarget) -> ProvisionedVolume:
             target.remove_files()
             raise StorageError(f"cannot create {target.file}: {exc.strerror}") from exc
     record.path = ProvisioningPath.EMPTY
-    return ProvisionedVolume(file=target.file, file_format="raw", record=record)
-
-
-def _clone_kinds(
-    target: VolumeTarget, clone_method: CloneMethod, record: ProvisioningRecord
-) -> list[CloneKind]:
-    if clone_method is CloneMethod.REFLINK:
-        return [CloneKind.REFLINK]
-    if clone_method is not CloneMethod.AUTO:
-        if clone_method is CloneMethod.QCOW2:
-            record.skip("qcow2", "an overlay on a writable volume would change with it")
-        return [CloneKind.COPY]
-    if target.flexvol.capabilities.reflink:
-        return [CloneKind.REFLINK, CloneKind.COPY]
-    record.skip(
-        "reflink",
-        f"{target.flexvol.name} is on {target.flexvol.capabilities.filesystem}, "
-        "which cannot reflink",
-    )
-    return [CloneKind.COPY]
+    return ProvisionedVolume(file=target.file, file_format=FileFormat.RAW, record=record)
 
 
 def _own_backing_file(source_file: Path, target: VolumeTarget, record: ProvisioningRecord) -> None:
@@ -99,7 +81,7 @@ def _own_backing_file(source_file: Path, target: VolumeTarget, record: Provision
     source_base = target.flexvol.bases_dir / f"{source_file.name}.base"
     if not source_base.exists():
         raise CloneNotSupported(f"the backing file of {source_file} is missing ({source_base})")
-    with record.step("rebase overlay"):
+    with record.step(StepName.REBASE_OVERLAY):
         os.link(source_base, target.base_link)
         record.host_bytes += qemu_img.run(
             [

@@ -52,7 +52,7 @@ class VolumeWorker:
         for thread in self._threads:
             thread.start()
 
-    def wake(self, volume_id: str | None = None) -> None:
+    def wake(self) -> None:
         self._wakeup.set()
 
     def stop(self, *, timeout: float = 30.0) -> None:
@@ -86,7 +86,7 @@ class VolumeWorker:
                     claim.attempt,
                 )
             try:
-                self._volumes.provision(claim.volume_id)
+                self._volumes.provisioner.provision(claim.volume_id)
             except Exception:  # provision ends the volume in error itself; keep working
                 log.exception("provisioning volume %s failed", claim.volume_id)
 
@@ -99,7 +99,8 @@ class BackgroundWork:
         self._settings = volumes.settings
         self._worker = VolumeWorker(volumes, sessions, threads=threads)
         self._cleaner = PeriodicCleaner(
-            volumes.clean_caches, interval_seconds=self._settings.cache.clean_interval_seconds
+            volumes.provisioner.clean_caches,
+            interval_seconds=self._settings.cache.clean_interval_seconds,
         )
 
     def start(self) -> None:

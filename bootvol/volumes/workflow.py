@@ -11,6 +11,9 @@ Tried in order; the first that applies makes the volume:
 4.  download      fetch it, verify, inspect, convert to raw into our cache, then clone.
 5.  extend the volume to the requested size.
 
+Each of 1–4 finds what to cut the volume from (a ``CloneSource``); the volume's file is cut
+from it (bootvol.volumes.volume_file: reflink, else a qcow2 overlay, else a sparse copy).
+
 A path that does not apply is *skipped* with its reason; a path that fails with a
 StorageError (a clone refused, a copy that errors) is logged and the next path is tried, as
 Cinder's NetApp driver does. An image that fails its safety checks (ImageRefused) or a
@@ -36,10 +39,16 @@ from bootvol.errors import InsufficientSpace, InvalidRequest, StorageError
 from bootvol.images.download import Expected, fetch
 from bootvol.images.inspect import inspect_image, qemu_format
 from bootvol.storage import qemu_img
-from bootvol.storage.flexvol import FlexVol
 from bootvol.storage.topology import Topology
 from bootvol.volumes.cache import CACHE_PREFIX, ImageCache
-from bootvol.volumes.records import CloneKind, ProvisioningPath, ProvisioningRecord
+from bootvol.volumes.records import (
+    FileFormat,
+    FlowchartStep,
+    ProvisioningPath,
+    ProvisioningRecord,
+    StepName,
+)
+from bootvol.volumes.volume_file import ProvisionedVolume, VolumeTarget, clone_kinds, cut
 
 log = logging.getLogger(__name__)
 
@@ -64,41 +73,20 @@ class ImageSource:
         return Path(self.location)
 
 
-@dataclass(frozen=True)
-class VolumeTarget:
-    volume_id: str
-    flexvol: FlexVol
-    size_bytes: int
-    # Raises when this process may no longer write the volume's file (its claim was taken
-    # over); called just before the file is made, after the long steps.
-    check_claim: Callable[[], None] = lambda: None
-
-    @property
-    def file(self) -> Path:
-        return self.flexvol.path / f"volume-{self.volume_id}"
-
-    @property
-    def base_link(self) -> Path:
-        """For a qcow2 overlay volume: a hard link that keeps its backing file alive."""
-        return self.flexvol.bases_dir / f"volume-{self.volume_id}.base"
-
-    def remove_files(self) -> None:
-        self.file.unlink(missing_ok=True)
-        self.base_link.unlink(missing_ok=True)
-
-
-@dataclass(frozen=True)
-class ProvisionedVolume:
-    file: Path
-    file_format: str  # raw, or qcow2 for an overlay
-    record: ProvisioningRecord
-
-
 class _Skip(Exception):
     """This path does not apply; the message says why."""
 
 
-Attempt = Callable[[VolumeTarget, ImageSource, ProvisioningRecord], ProvisionedVolume]
+@dataclass(frozen=True)
+class CloneSource:
+    """What a flowchart step found to cut the volume from, and how to say so."""
+
+    file: Path
+    path: ProvisioningPath
+    description: str
+
+
+Attempt = Callable[[VolumeTarget, ImageSource, ProvisioningRecord], CloneSource]
 
 
 class Workflow:
@@ -119,61 +107,72 @@ class Workflow:
         self, *, target: VolumeTarget, image: ImageSource
     ) -> ProvisionedVolume:
         record = ProvisioningRecord()
-        attempts: list[tuple[ProvisioningPath, Attempt]] = [
-            (ProvisioningPath.CACHE_CLONE, self._clone_local_cache),
-            (ProvisioningPath.COPY_OFFLOAD, self._offload_remote_cache),
-            (ProvisioningPath.DIRECT_CLONE, self._clone_image_file),
-            (ProvisioningPath.COPY_OFFLOAD, self._offload_image_file),
-            (ProvisioningPath.DOWNLOAD, self._download),
+        flowchart: list[tuple[FlowchartStep, Attempt]] = [
+            (FlowchartStep.CACHE_CLONE, self._clone_local_cache),  # 1
+            (FlowchartStep.OFFLOAD_FROM_CACHE, self._offload_remote_cache),  # 1b
+            (FlowchartStep.DIRECT_CLONE, self._clone_image_file),  # 2
+            (FlowchartStep.OFFLOAD_FROM_IMAGE_FILE, self._offload_image_file),  # 3
+            (FlowchartStep.DOWNLOAD, self._download),  # 4
         ]
         target.flexvol.ensure()
         with ImageCache(target.flexvol).in_use(image.id):
-            for path, attempt in attempts:
-                try:
-                    made = attempt(target, image, record)
-                except _Skip as skip:
-                    record.skip(path, str(skip))
-                    continue
-                except StorageError as exc:
-                    target.remove_files()
-                    record.skip(path, f"failed: {exc.message}")
-                    log.warning(
-                        "volume %s: %s failed, trying the next path: %s",
-                        target.volume_id,
-                        path,
-                        exc.message,
-                    )
-                    continue
-                log.info(
-                    "volume %s: %s from %s (%s clone) in %.3f s, %d host bytes; skipped: %s",
+            file_format = self._cut_by_first_path_that_works(flowchart, target, image, record)
+        self._extend(target, file_format, record)  # 5
+        log.info(
+            "volume %s: %s from %s (%s clone) in %.3f s, %d host bytes; skipped: %s",
+            target.volume_id,
+            record.path,
+            record.source,
+            record.clone_method,
+            record.seconds,
+            record.host_bytes,
+            {str(k): v for k, v in record.skipped.items()} or "nothing",
+        )
+        return ProvisionedVolume(file=target.file, file_format=file_format, record=record)
+
+    def _cut_by_first_path_that_works(
+        self,
+        flowchart: list[tuple[FlowchartStep, Attempt]],
+        target: VolumeTarget,
+        image: ImageSource,
+        record: ProvisioningRecord,
+    ) -> FileFormat:
+        for step, attempt in flowchart:
+            try:
+                source = attempt(target, image, record)
+                file_format = self._cut(source.file, target, record)
+            except _Skip as skip:
+                record.skip(step, str(skip))
+                continue
+            except StorageError as exc:
+                target.remove_files()
+                record.skip(step, f"failed: {exc.message}")
+                log.warning(
+                    "volume %s: %s failed, trying the next path: %s",
                     target.volume_id,
-                    record.path,
-                    record.source,
-                    record.clone_method,
-                    record.seconds,
-                    record.host_bytes,
-                    record.skipped or "nothing",
+                    step,
+                    exc.message,
                 )
-                return made
+                continue
+            record.path, record.source = source.path, source.description
+            return file_format
         reasons = "; ".join(f"{p}: {r}" for p, r in record.skipped.items())
         raise StorageError(f"every provisioning path failed ({reasons})")
 
     # 1. ------------------------------------------------------------------------------------
     def _clone_local_cache(
         self, target: VolumeTarget, image: ImageSource, record: ProvisioningRecord
-    ) -> ProvisionedVolume:
-        with record.step("cache lookup"):
+    ) -> CloneSource:
+        with record.step(StepName.CACHE_LOOKUP):
             entry = ImageCache(target.flexvol).lookup(image.id)
         if entry is None:
             raise _Skip(f"no {CACHE_PREFIX}{image.id} in {target.flexvol.name}")
-        return self._finish(
-            ProvisioningPath.CACHE_CLONE, entry, f"cache of {target.flexvol.name}", target, record
-        )
+        return CloneSource(entry, ProvisioningPath.CACHE_CLONE, f"cache of {target.flexvol.name}")
 
     # 1b. -----------------------------------------------------------------------------------
     def _offload_remote_cache(
         self, target: VolumeTarget, image: ImageSource, record: ProvisioningRecord
-    ) -> ProvisionedVolume:
+    ) -> CloneSource:
         holders = [
             f for f in self.topology if f is not target.flexvol and ImageCache(f).contains(image.id)
         ]
@@ -194,7 +193,7 @@ class Workflow:
             entry = remote.lookup(image.id)
             if entry is None:
                 raise _Skip(f"{holder.name}'s cache entry was evicted meanwhile")
-            return self._fill_cache_then_clone(
+            return self._fill_cache(
                 target,
                 image,
                 record,
@@ -205,7 +204,7 @@ class Workflow:
     # 2. ------------------------------------------------------------------------------------
     def _clone_image_file(
         self, target: VolumeTarget, image: ImageSource, record: ProvisioningRecord
-    ) -> ProvisionedVolume:
+    ) -> CloneSource:
         file = self._image_file(image)
         if not target.flexvol.contains(file):
             holder = self.topology.flexvol_holding(file)
@@ -215,18 +214,14 @@ class Workflow:
             )
         if image.disk_format != "raw":
             raise _Skip(f"the image is {image.disk_format}; only raw images clone directly")
-        return self._finish(
-            ProvisioningPath.DIRECT_CLONE,
-            file,
-            f"image file in {target.flexvol.name}",
-            target,
-            record,
+        return CloneSource(
+            file, ProvisioningPath.DIRECT_CLONE, f"image file in {target.flexvol.name}"
         )
 
     # 3. ------------------------------------------------------------------------------------
     def _offload_image_file(
         self, target: VolumeTarget, image: ImageSource, record: ProvisioningRecord
-    ) -> ProvisionedVolume:
+    ) -> CloneSource:
         file = self._image_file(image)
         holder = self.topology.flexvol_holding(file)
         if holder is None:
@@ -243,20 +238,20 @@ class Workflow:
             self._copy_offload(file, staged, target, record)
             self._make_raw(staged, temporary, image, target, record)
 
-        return self._fill_cache_then_clone(
+        return self._fill_cache(
             target, image, record, fill=fill, source=f"image file in {holder.name}"
         )
 
     # 4. ------------------------------------------------------------------------------------
     def _download(
         self, target: VolumeTarget, image: ImageSource, record: ProvisioningRecord
-    ) -> ProvisionedVolume:
+    ) -> CloneSource:
         if self._on_download is not None:
             self._on_download()
 
         def fill(temporary: Path) -> None:
             staged = temporary.with_name(f"{temporary.name}.download")
-            with record.step("download", detail=image.location):
+            with record.step(StepName.DOWNLOAD, detail=image.location):
                 fetched = fetch(
                     image.location,
                     staged,
@@ -267,7 +262,7 @@ class Workflow:
             record.host_bytes += fetched.host_bytes
             self._make_raw(staged, temporary, image, target, record)
 
-        return self._fill_cache_then_clone(
+        return self._fill_cache(
             target,
             image,
             record,
@@ -276,13 +271,22 @@ class Workflow:
             path=ProvisioningPath.DOWNLOAD,
         )
 
+    # 5. ------------------------------------------------------------------------------------
+    def _extend(
+        self, target: VolumeTarget, file_format: FileFormat, record: ProvisioningRecord
+    ) -> None:
+        """Give the volume its requested size (a qcow2 overlay was made at that size)."""
+        if file_format is FileFormat.RAW:
+            with record.step(StepName.EXTEND):
+                target.flexvol.extend(target.file, target.size_bytes)
+
     # shared steps --------------------------------------------------------------------------
     def _image_file(self, image: ImageSource) -> Path:
         if image.file is None:
             raise _Skip("the image is remote (http); its bytes are in no FlexVol")
         return image.file
 
-    def _fill_cache_then_clone(
+    def _fill_cache(
         self,
         target: VolumeTarget,
         image: ImageSource,
@@ -291,19 +295,23 @@ class Workflow:
         fill: Callable[[Path], None],
         source: str,
         path: ProvisioningPath = ProvisioningPath.COPY_OFFLOAD,
-    ) -> ProvisionedVolume:
+    ) -> CloneSource:
+        """Fill the destination's cache entry once (``fill`` writes it), to clone from."""
         cache = ImageCache(target.flexvol)
-        with record.step("cache fill") as step:
+        with record.step(StepName.CACHE_FILL) as step:
             entry, filled = cache.fill_once(image.id, fill)
             step.detail = "filled" if filled else "filled meanwhile by another creation"
+        record.filled_cache = filled
         if not filled:
-            path, source = ProvisioningPath.CACHE_CLONE, f"cache of {target.flexvol.name}"
-        return self._finish(path, entry, source, target, record)
+            return CloneSource(
+                entry, ProvisioningPath.CACHE_CLONE, f"cache of {target.flexvol.name}"
+            )
+        return CloneSource(entry, path, source)
 
     def _copy_offload(
         self, source: Path, destination: Path, target: VolumeTarget, record: ProvisioningRecord
     ) -> None:
-        with record.step("copy offload") as step:
+        with record.step(StepName.COPY_OFFLOAD) as step:
             result = target.flexvol.copy_from(source, destination)
             step.detail = f"{result.bytes_copied} data bytes via {result.method}"
         record.copy_method = str(result.method)
@@ -318,7 +326,7 @@ class Workflow:
         record: ProvisioningRecord,
     ) -> None:
         """Inspect untrusted bytes, then convert them to raw at ``raw`` (or just rename)."""
-        with record.step("inspect"):
+        with record.step(StepName.INSPECT):
             inspected = inspect_image(
                 staged, declared_format=image.disk_format, what=f"image {image.id}"
             )
@@ -332,21 +340,16 @@ class Workflow:
         if image.disk_format == "raw":
             os.rename(staged, raw)
             return
-        with record.step("convert", detail=f"{image.disk_format} → raw"):
+        with record.step(StepName.CONVERT, detail=f"{image.disk_format} → raw"):
             record.host_bytes += qemu_img.convert_to_raw(
                 staged, raw, source_format=qemu_format(image.disk_format)
             )
         staged.unlink()
 
-    def _finish(
-        self,
-        path: ProvisioningPath,
-        source_file: Path,
-        source: str,
-        target: VolumeTarget,
-        record: ProvisioningRecord,
-    ) -> ProvisionedVolume:
-        """Clone ``source_file`` into the volume and extend it: the end of every path."""
+    def _cut(
+        self, source_file: Path, target: VolumeTarget, record: ProvisioningRecord
+    ) -> FileFormat:
+        """Cut the volume's file from ``source_file``: the end of every path before step 5."""
         image_size = source_file.stat().st_size
         if target.size_bytes < image_size:
             raise InvalidRequest(
@@ -355,76 +358,5 @@ class Workflow:
                 f"{-(-image_size // GiB)} GiB"
             )
         target.check_claim()
-        file_format = self._clone(source_file, target, record)
-        if file_format == "raw":
-            with record.step("extend"):
-                target.flexvol.extend(target.file, target.size_bytes)
-        record.path, record.source = path, source
-        return ProvisionedVolume(file=target.file, file_format=file_format, record=record)
-
-    def _clone_kinds(self, flexvol: FlexVol, record: ProvisioningRecord) -> list[CloneKind]:
-        if self.clone_method is not CloneMethod.AUTO:
-            return [CloneKind(self.clone_method.value)]
-        capabilities = flexvol.capabilities
-        if capabilities.reflink:
-            return [CloneKind.REFLINK, CloneKind.QCOW2, CloneKind.COPY]
-        record.skip(
-            "reflink", f"{flexvol.name} is on {capabilities.filesystem}, which cannot reflink"
-        )
-        return [CloneKind.QCOW2, CloneKind.COPY]
-
-    def _clone(self, source: Path, target: VolumeTarget, record: ProvisioningRecord) -> str:
-        """Cut the volume from ``source`` with the first clone method that works."""
-        return clone_into(source, target, record, self._clone_kinds(target.flexvol, record))
-
-
-def clone_into(
-    source: Path, target: VolumeTarget, record: ProvisioningRecord, kinds: list[CloneKind]
-) -> str:
-    """Make ``target``'s file from ``source`` by the first of ``kinds`` that works; return the
-    file's format. A kind that fails leaves nothing behind and is recorded as skipped."""
-    for kind in kinds:
-        try:
-            with record.step(f"clone ({kind})"):
-                file_format = _clone_with(kind, source, target, record)
-        except (StorageError, OSError) as exc:
-            target.remove_files()
-            if kind is kinds[-1]:
-                raise as_storage_error(exc) from exc
-            record.skip(str(kind), f"failed: {exc}")
-            continue
-        record.clone_method = kind
-        return file_format
-    raise AssertionError("unreachable: the loop returns or raises")
-
-
-def _clone_with(
-    kind: CloneKind, source: Path, target: VolumeTarget, record: ProvisioningRecord
-) -> str:
-    flexvol = target.flexvol
-    if kind is CloneKind.REFLINK:
-        flexvol.clone_file(source, target.file)
-        return "raw"
-    if kind is CloneKind.QCOW2:
-        os.link(source, target.base_link)
-        record.host_bytes += qemu_img.create_overlay(
-            target.base_link, target.file, size_bytes=target.size_bytes
-        )
-        return "qcow2"
-    result = flexvol.copy_from(source, target.file)
-    record.copy_method = str(result.method)
-    record.host_bytes += result.host_bytes
-    return "raw"
-
-
-def grow(flexvol: FlexVol, file: Path, *, file_format: str, size_bytes: int) -> None:
-    """Give a volume's file ``size_bytes`` of virtual size: a sparse extend for raw, a
-    resize of the qcow2 header otherwise (to its current size, a no-op)."""
-    if file_format == "raw":
-        flexvol.extend(file, size_bytes)
-    else:
-        qemu_img.resize(file, image_format=file_format, size_bytes=size_bytes)
-
-
-def as_storage_error(exc: BaseException) -> StorageError:
-    return exc if isinstance(exc, StorageError) else StorageError(f"clone failed: {exc}")
+        kinds = clone_kinds(target.flexvol, self.clone_method, record, overlay_allowed=True)
+        return cut(source_file, target, record, kinds)

@@ -45,7 +45,7 @@ def test_twenty_clones_use_the_space_of_one_image(make_estate, small_fs) -> None
     paths = []
     for _ in range(20):
         volume = estate.app.volumes.create(VolumeCreate(image=image, size_gib=1, flexvol="vol_a"))
-        paths.append(volume.provisioning["path"])
+        paths.append(volume.provisioning.path)
     grown = used_bytes(xfs) - before
     assert paths == ["copy-offload"] + ["cache-clone"] * 19
     # One cache entry's worth of blocks, plus a little metadata; 20 copies would be 20×.

@@ -43,12 +43,12 @@ def test_auto_falls_back_to_a_qcow2_overlay(make_estate, plain_fs: Path) -> None
     for volume in (first, second):
         assert volume.status == VolumeStatus.AVAILABLE, volume.message
         assert volume.file_format == "qcow2"
-        assert volume.provisioning["clone_method"] == "qcow2"
-        assert "cannot reflink" in volume.provisioning["skipped"]["reflink"]
+        assert volume.provisioning.clone_method == "qcow2"
+        assert "cannot reflink" in volume.provisioning.skipped["reflink"]
         got = volume_sha256(Path(volume.file), file_format="qcow2", length=raw.stat().st_size)
         assert got == file_sha256(raw)
         assert os.stat(volume.file).st_size < MiB  # thin: the data stays in the cache entry
-    assert second.provisioning["path"] == "cache-clone"
+    assert second.provisioning.path == "cache-clone"
 
     # The overlay's backing file outlives cache eviction and image deletion (hard link).
     estate.app.images.delete(image)
@@ -71,8 +71,8 @@ def test_copy_method_makes_sparse_raw_copies(make_estate, plain_fs: Path) -> Non
     volume = estate.app.volumes.create(VolumeCreate(image=image, size_gib=1, flexvol="vol_a"))
     assert volume.status == VolumeStatus.AVAILABLE, volume.message
     assert volume.file_format == "raw"
-    assert volume.provisioning["clone_method"] == "copy"
-    assert volume.provisioning["host_bytes"] == 0  # copy_file_range / sendfile in the kernel
+    assert volume.provisioning.clone_method == "copy"
+    assert volume.provisioning.host_bytes == 0  # copy_file_range / sendfile in the kernel
     assert os.stat(volume.file).st_blocks * 512 <= raw.stat().st_blocks * 512 + MiB
     got = volume_sha256(Path(volume.file), file_format="raw", length=raw.stat().st_size)
     assert got == file_sha256(raw)

@@ -75,7 +75,7 @@ def make(estate: Estate, image: str, *, before: Callable[[], None] = lambda: Non
         VolumeCreate(image=image, size_gib=1, flexvol="small"), caller=OPERATOR
     )
     before()
-    return estate.app.volumes.provision(record.id)
+    return estate.app.volumes.provisioner.provision(record.id)
 
 
 def assert_clean_error(estate: Estate, volume: VolumeRecord, *words: str) -> None:

@@ -12,6 +12,7 @@ from bootvol.db.models import VolumeRecord, VolumeStatus
 from bootvol.images.service import ImageCreate
 from bootvol.volumes.cache import ImageCache
 from bootvol.volumes.content import file_sha256, volume_sha256
+from bootvol.volumes.records import FlowchartStep
 from bootvol.volumes.service import VolumeCreate
 
 from ..support import BOTH_DATABASES, Estate, MiB
@@ -38,7 +39,7 @@ def assert_same_content(volume: VolumeRecord, raw: Path) -> None:
 
 def path_of(volume: VolumeRecord) -> str:
     assert volume.provisioning is not None
-    return volume.provisioning["path"]
+    return volume.provisioning.path
 
 
 def upload(estate: Estate, raw: Path, name: str, disk_format: str = "raw") -> str:
@@ -54,35 +55,35 @@ def test_raw_image_paths_in_flowchart_order(estate: Estate) -> None:
     # 2. raw image stored in the destination FlexVol → direct clone, by reflink.
     direct = create(estate, image, "images")
     assert path_of(direct) == "direct-clone"
-    assert direct.provisioning["clone_method"] == "reflink"
-    assert "cache-clone" in direct.provisioning["skipped"]
+    assert direct.provisioning.clone_method == "reflink"
+    assert "cache-clone" in direct.provisioning.skipped
     assert_same_content(direct, raw)
 
     # 3. image in another FlexVol of the cluster → copy offload (sendfile between two XFS).
     offloaded = create(estate, image, "vol_a")
     assert path_of(offloaded) == "copy-offload"
-    assert offloaded.provisioning["copy_method"] == "sendfile"
-    assert offloaded.provisioning["host_bytes"] == 0
-    assert "direct-clone" in offloaded.provisioning["skipped"]
+    assert offloaded.provisioning.copy_method == "sendfile"
+    assert offloaded.provisioning.host_bytes == 0
+    assert "direct-clone" in offloaded.provisioning.skipped
     assert_same_content(offloaded, raw)
 
     # 1. now cached in vol_a → cache clone.
     cached = create(estate, image, "vol_a")
     assert path_of(cached) == "cache-clone"
-    assert cached.provisioning["clone_method"] == "reflink"
+    assert cached.provisioning.clone_method == "reflink"
     assert_same_content(cached, raw)
 
     # 1b. cached in vol_a, wanted on vol_b (btrfs, same cluster) → offload from that cache.
     from_cache = create(estate, image, "vol_b")
     assert path_of(from_cache) == "copy-offload"
-    assert "vol_a" in from_cache.provisioning["source"]
+    assert "vol_a" in from_cache.provisioning.source
     assert_same_content(from_cache, raw)
 
     # 4. vol_c is in another cluster: no offload, the image is downloaded from the store.
     remote = create(estate, image, "vol_c")
     assert path_of(remote) == "download"
-    assert "cluster" in remote.provisioning["skipped"]["copy-offload"]
-    assert remote.provisioning["host_bytes"] >= 2 * raw.stat().st_size
+    assert "cluster" in remote.provisioning.skipped[FlowchartStep.OFFLOAD_FROM_IMAGE_FILE]
+    assert remote.provisioning.host_bytes >= 2 * raw.stat().st_size
     assert_same_content(remote, raw)
 
 
@@ -92,8 +93,8 @@ def test_copy_offload_on_one_filesystem_uses_copy_file_range(estate: Estate) -> 
     # vol_same is another folder on the image store's filesystem: the kernel reflinks.
     volume = create(estate, image, "vol_same")
     assert path_of(volume) == "copy-offload"
-    assert volume.provisioning["copy_method"] == "copy_file_range"
-    assert volume.provisioning["host_bytes"] == 0
+    assert volume.provisioning.copy_method == "copy_file_range"
+    assert volume.provisioning.host_bytes == 0
     assert_same_content(volume, raw)
 
 
@@ -101,9 +102,9 @@ def test_remote_qcow2_image_is_downloaded_once_then_cloned(estate: Estate) -> No
     image, raw = estate.remote_image()
     first = create(estate, image, "vol_a")
     assert path_of(first) == "download"
-    steps = [s["name"] for s in first.provisioning["steps"]]
+    steps = [s.name for s in first.provisioning.steps]
     assert {"download", "inspect", "convert"} <= set(steps)
-    assert first.provisioning["host_bytes"] > raw.stat().st_size  # bytes crossed this host
+    assert first.provisioning.host_bytes > raw.stat().st_size  # bytes crossed this host
     assert_same_content(first, raw)
     cache_entry = ImageCache(estate.app.topology.get("vol_a")).entry_path(image)
     assert file_sha256(cache_entry) == file_sha256(raw)  # the cache holds raw
@@ -119,17 +120,17 @@ def test_qcow2_image_copy_offload_converts_on_the_flexvol(estate: Estate) -> Non
     image = upload(estate, qcow2, "q", disk_format="qcow2")
     # A qcow2 image is never cloned directly, even in its own FlexVol.
     on_store = create(estate, image, "images")
-    assert on_store.provisioning["skipped"]["direct-clone"].startswith("the image is qcow2")
+    assert on_store.provisioning.skipped["direct-clone"].startswith("the image is qcow2")
     assert path_of(on_store) == "copy-offload"
-    assert "convert" in [s["name"] for s in on_store.provisioning["steps"]]
+    assert "convert" in [s.name for s in on_store.provisioning.steps]
     # qemu-img still reads the qcow2 and writes raw on this host: the record says so.
-    assert on_store.provisioning["host_bytes"] > raw.stat().st_size // 2
+    assert on_store.provisioning.host_bytes > raw.stat().st_size // 2
     assert_same_content(on_store, raw)
     # The converted raw cache entry then offloads to other FlexVols without conversion.
     volume = create(estate, image, "vol_a")
     assert path_of(volume) == "copy-offload"
-    assert "convert" not in [s["name"] for s in volume.provisioning["steps"]]
-    assert volume.provisioning["host_bytes"] == 0
+    assert "convert" not in [s.name for s in volume.provisioning.steps]
+    assert volume.provisioning.host_bytes == 0
     assert_same_content(volume, raw)
 
 
@@ -147,7 +148,10 @@ def test_copy_offload_only_when_allowed(make_estate, settings: dict, reason: str
     image = upload(estate, raw, "disk")
     volume = create(estate, image, "vol_a")
     assert path_of(volume) == "download"
-    assert reason in volume.provisioning["skipped"]["copy-offload"]
+    skipped = volume.provisioning.skipped
+    assert reason in skipped[FlowchartStep.OFFLOAD_FROM_IMAGE_FILE]
+    # Each copy offload says why it was not taken, under its own name.
+    assert skipped[FlowchartStep.OFFLOAD_FROM_CACHE] == "no other FlexVol caches the image"
     assert_same_content(volume, raw)
 
 

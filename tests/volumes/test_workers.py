@@ -149,15 +149,10 @@ def test_worker_processes_make_each_volume_exactly_once(make_estate, workers, tm
     assert {v.attempts for v in volumes} == {1}  # no volume was claimed twice
     assert all(content_sha256(v, 16 << 20) == expected for v in volumes)
     # Each FlexVol's cache was filled exactly once, by one download or copy offload.
-    fills = Counter(
-        v.flexvol
-        for v in volumes
-        for step in v.provisioning["steps"]
-        if step["name"] == "cache fill" and step["detail"] == "filled"
-    )
+    fills = Counter(v.flexvol for v in volumes if v.provisioning and v.provisioning.filled_cache)
     assert fills == Counter(flexvols)
     # The image crossed the network once per download, and at most once per FlexVol.
-    downloads = [v for v in volumes if v.provisioning["path"] == "download"]
+    downloads = [v for v in volumes if v.provisioning.path == "download"]
     assert server.requests == len(downloads) <= len(flexvols)
 
 
@@ -319,7 +314,7 @@ def test_stalled_worker_that_lost_its_claim_leaves_the_volume_to_its_new_holder(
     # Made once, by the new holder: a reflink of the cache entry, not a fallback forced by a
     # volume file the stalled worker had already put in its way.
     assert volume.file_format == "raw"
-    assert volume.provisioning["clone_method"] == "reflink", volume.provisioning["skipped"]
+    assert volume.provisioning.clone_method == "reflink", volume.provisioning.skipped
     assert content_sha256(volume, 16 << 20) == expected
     assert stalled.poll() is None  # the stalled worker carries on with other work
 

@@ -1,0 +1,78 @@
+"""A project's volume quotas (Cinder's ``volumes`` and ``gigabytes``), checked in one place.
+
+Creating a volume and extending one both ask ``VolumeQuota`` for room. The check and the
+write that uses the room happen in one transaction, with the project's row locked (``FOR
+UPDATE`` on PostgreSQL; SQLite has one writer at a time), and one at a time within this
+process, so that two requests cannot both take the last of a quota.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from bootvol.db.models import ProjectRecord, VolumeRecord
+from bootvol.db.session import SessionFactory
+from bootvol.errors import QuotaExceeded
+
+
+@dataclass(frozen=True)
+class Usage:
+    volumes: int
+    gigabytes: int
+
+
+class VolumeQuota:
+    def __init__(self, sessions: SessionFactory) -> None:
+        self._sessions = sessions
+        self._lock = threading.Lock()
+
+    def usage(self, project_id: str) -> Usage:
+        with self._sessions() as session:
+            return _usage(session, project_id)
+
+    @contextmanager
+    def room_for(
+        self, project_id: str | None, *, volumes: int, gigabytes: int
+    ) -> Iterator[Session]:
+        """A transaction in which ``project_id`` has room for ``volumes`` more volumes and
+        ``gigabytes`` more GiB; the caller writes what uses it in that session. Raises
+        QuotaExceeded (Cinder's messages) when it has not. Volumes of no project (the
+        operator's) count against nothing."""
+        with self._lock, self._sessions.begin() as session:
+            if project_id is not None:
+                project = session.scalars(
+                    select(ProjectRecord).where(ProjectRecord.id == project_id).with_for_update()
+                ).first()
+                if project is not None:
+                    _check(project, _usage(session, project_id), volumes, gigabytes)
+            yield session
+
+
+def _usage(session: Session, project_id: str) -> Usage:
+    count, gigabytes = session.execute(
+        select(
+            func.count(VolumeRecord.id), func.coalesce(func.sum(VolumeRecord.size_gib), 0)
+        ).where(VolumeRecord.project_id == project_id)
+    ).one()
+    return Usage(volumes=int(count), gigabytes=int(gigabytes))
+
+
+def _check(project: ProjectRecord, usage: Usage, volumes: int, gigabytes: int) -> None:
+    """Cinder's quota errors (VolumeLimitExceeded, VolumeSizeExceedsAvailableQuota)."""
+    if project.quota_volumes >= 0 and usage.volumes + volumes > project.quota_volumes:
+        raise QuotaExceeded(
+            f"VolumeLimitExceeded: Maximum number of volumes allowed "
+            f"({project.quota_volumes}) exceeded for quota 'volumes'."
+        )
+    if project.quota_gigabytes >= 0 and usage.gigabytes + gigabytes > project.quota_gigabytes:
+        raise QuotaExceeded(
+            f"VolumeSizeExceedsAvailableQuota: Requested volume or snapshot exceeds allowed "
+            f"gigabytes quota. Requested {gigabytes}G, quota is "
+            f"{project.quota_gigabytes}G and {usage.gigabytes}G has been consumed."
+        )
