@@ -25,7 +25,7 @@ from bootvol.db.models import VolumeRecord, VolumeStatus
 from bootvol.images.service import ImageCreate
 from bootvol.runtime import open_bootvol
 from bootvol.volumes.cache import CACHE_PREFIX, ImageCache
-from bootvol.volumes.claims import claim_next, finish, holds, renew
+from bootvol.volumes.claims import VolumeOutcome, claim_next, finish, holds, renew
 from bootvol.volumes.content import volume_sha256
 from bootvol.volumes.service import VolumeCreate
 
@@ -127,10 +127,10 @@ def test_a_claim_is_fenced_by_its_attempt(make_estate) -> None:
 
     assert not holds(sessions, first) and holds(sessions, second)
     assert not renew(sessions, first, lease_seconds=60)
-    assert not finish(sessions, first, status=VolumeStatus.ERROR, message="stale")
-    assert finish(sessions, second, status=VolumeStatus.AVAILABLE)
+    assert not finish(sessions, first, VolumeOutcome.failed("stale"))
+    assert finish(sessions, second, VolumeOutcome(status=VolumeStatus.AVAILABLE))
     assert estate.app.volumes.get(volume_id).status == VolumeStatus.AVAILABLE
-    assert not finish(sessions, second, status=VolumeStatus.ERROR)  # ended: nothing in progress
+    assert not finish(sessions, second, VolumeOutcome.failed("late"))  # ended: nothing in progress
     assert claim_next(sessions, claimant="node:2", lease_seconds=60) is None
 
 
