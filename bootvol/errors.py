@@ -19,7 +19,9 @@ into a class below whose message says what went wrong and what to do about it.
     │   └── CloneNotSupported                 the filesystem cannot reflink (workflow falls back)
     ├── Unauthorized                 exit 9   unknown credentials, or a missing/expired token
     ├── Forbidden                    exit 10  the caller's role or project does not allow it
-    └── QuotaExceeded                exit 11  the project's volume or gigabyte quota is used up
+    ├── QuotaExceeded                exit 11  the project's volume or gigabyte quota is used up
+    └── BenchmarkFailed              exit 12  a benchmark's volume took another path, or a tool
+                                              it runs beside bootvol failed
 
 (Exit code 8 is the CLI's own: a volume that ended in ``error``.)
 
@@ -108,3 +110,10 @@ class QuotaExceeded(BootvolError):
     """Honouring the request would take a project past its volume or gigabyte quota."""
 
     exit_code = 11
+
+
+class BenchmarkFailed(BootvolError):
+    """``bootvol bench``: a volume took another path than the one being measured, or a
+    tool of the by-hand reference (curl, md5sum, qemu-img) failed."""
+
+    exit_code = 12

@@ -30,9 +30,9 @@ from pathlib import Path
 
 import pytest
 
-from bootvol.images.local_server import LocalFileServer
+from bootvol.bench.local_server import LocalFileServer
+from bootvol.bench.loopback import FsKind, mounted_filesystem
 from bootvol.runtime import open_bootvol
-from bootvol.storage.loopback import FsKind, mounted_filesystem
 
 from .postgres import PostgresServer, postgres_server
 from .support import Estate, require_loopback, write_config

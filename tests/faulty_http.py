@@ -21,7 +21,7 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from types import TracebackType
 
-from bootvol.images.local_server import LocalFileServer
+from bootvol.bench.local_server import LocalFileServer
 
 from .support import Estate
 

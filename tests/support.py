@@ -12,14 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from bootvol.images.local_server import LocalFileServer
-from bootvol.images.sample import make_qcow2, make_raw
+from bootvol.bench.content import file_md5
+from bootvol.bench.local_server import LocalFileServer
+from bootvol.bench.loopback import loopback_unavailable
+from bootvol.bench.samples import make_qcow2, make_raw
 from bootvol.images.service import ImageCreate
 from bootvol.runtime import Bootvol
-from bootvol.storage.loopback import loopback_unavailable
-from bootvol.volumes.content import file_md5
+from bootvol.units import MiB
 
-MiB = 1 << 20
 # Module-level `pytestmark = BOTH_DATABASES` runs a module's tests on SQLite and PostgreSQL.
 BOTH_DATABASES = pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
 BOOTVOL = [sys.executable, "-m", "bootvol"]

@@ -297,7 +297,7 @@ def image_view(record: ImageRecord, caller: Caller) -> ImagePublic:
     if caller.sees_everything and record.location:
         # Glance's show_image_direct_url / show_multiple_locations, for admins only: where
         # the bytes are (a file on the image-store FlexVol, or a remote URL).
-        url = record.location if "://" in record.location else f"file://{record.location}"
+        url = record.location.url
         body["direct_url"] = url
         body["locations"] = [LocationPublic(url=url)]
     return ImagePublic.model_validate(body)

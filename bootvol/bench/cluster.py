@@ -21,11 +21,10 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from bootvol.bench.loopback import FsKind, loopback_unavailable, mounted_filesystem
 from bootvol.errors import InvalidRequest
 from bootvol.runtime import Bootvol, open_bootvol
-from bootvol.storage.loopback import FsKind, loopback_unavailable, mounted_filesystem
-
-MiB = 1 << 20
+from bootvol.units import MiB
 
 IMAGE_STORE = "images"
 DOWNLOAD_FLEXVOL = "vol_a"

@@ -24,15 +24,14 @@ from pathlib import Path
 import httpx
 
 from bootvol.bench.cluster import BenchCluster, bench_cluster
+from bootvol.bench.content import file_md5, file_sha256, volume_sha256
+from bootvol.bench.samples import make_qcow2, make_raw
 from bootvol.bench.server import ServedFolder
 from bootvol.db.models import Role, VolumeRecord, VolumeStatus, as_utc
-from bootvol.images.sample import make_qcow2, make_raw
 from bootvol.images.service import ImageCreate
 from bootvol.server import Server
-from bootvol.volumes.content import file_md5, file_sha256, volume_sha256
+from bootvol.units import MiB
 from bootvol.volumes.service import VolumeCreate
-
-MiB = 1 << 20
 
 
 @dataclass(frozen=True)

@@ -18,12 +18,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bootvol.errors import BootvolError
+from bootvol.errors import BenchmarkFailed
 from bootvol.storage import qemu_img
 
 
-class ReferenceFailed(BootvolError):
-    exit_code = 9
+class ReferenceFailed(BenchmarkFailed):
+    """A tool of the by-hand reference is missing or failed."""
 
 
 @dataclass(frozen=True)

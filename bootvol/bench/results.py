@@ -17,9 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bootvol.bench.reference import ReferenceRound
+from bootvol.units import MiB
 from bootvol.volumes.records import ProvisioningPath, StepName
-
-MiB = 1 << 20
 
 # The performance targets, on a 2-core machine.
 CACHE_CLONE_MAX_SECONDS = 0.050

@@ -47,27 +47,19 @@ from bootvol.bench.results import (
     SpaceResult,
     size_key,
 )
+from bootvol.bench.samples import make_qcow2, make_raw
 from bootvol.bench.server import ServedFolder
 from bootvol.db.models import ImageRecord, VolumeStatus
-from bootvol.errors import BootvolError
-from bootvol.images.sample import make_qcow2, make_raw
+from bootvol.errors import BenchmarkFailed
 from bootvol.images.service import ImageCreate
 from bootvol.storage.copy import data_segments
 from bootvol.storage.flexvol import FlexVol
+from bootvol.units import GiB, MiB
 from bootvol.volumes.cache import ImageCache
 from bootvol.volumes.records import ProvisioningRecord, StepName
 from bootvol.volumes.service import VolumeCreate
 
-MiB = 1 << 20
-GiB = 1 << 30
-
 Progress = Callable[[str], None]
-
-
-class BenchmarkFailed(BootvolError):
-    """A volume took another path than the one being measured, or a tool failed."""
-
-    exit_code = 9
 
 
 @dataclass(frozen=True)
@@ -256,7 +248,7 @@ class _SizeRun:
         same FlexVol, so both meet the same machine state: page cache, writeback, and
         memory a hypervisor has taken back and must fault in again."""
         reference.tools()  # fail before any measurement if curl or md5sum is missing
-        url = image.location or ""
+        url = image.location.url if image.location else ""
         folder = self.app.topology.get(DOWNLOAD_FLEXVOL).path / "bench-reference"
         folder.mkdir()
         samples: list[Sample] = []

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from types import TracebackType
 
-from bootvol.images.local_server import LocalFileServer
+from bootvol.bench.local_server import LocalFileServer
 
 
 class ServedFolder:

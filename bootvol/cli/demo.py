@@ -8,16 +8,15 @@ from pathlib import Path
 
 import typer
 
+from bootvol.bench.content import file_sha256, volume_sha256
+from bootvol.bench.local_server import LocalFileServer
+from bootvol.bench.samples import make_qcow2, make_raw
 from bootvol.cli import output
 from bootvol.cli.context import bootvol
-from bootvol.images.local_server import LocalFileServer
-from bootvol.images.sample import make_qcow2, make_raw
 from bootvol.images.service import ImageCreate
 from bootvol.runtime import Bootvol
-from bootvol.volumes.content import file_sha256, volume_sha256
+from bootvol.units import MiB
 from bootvol.volumes.service import VolumeCreate
-
-MiB = 1 << 20
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,6 @@ errors = Console(stderr=True)
 
 JsonOption = typer.Option(False, "--json", help="Print one JSON document instead of a table.")
 
-GiB = 1 << 30
-
 
 def emit_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2, default=_default))
@@ -70,7 +68,7 @@ def image_view(image: ImageRecord) -> dict[str, Any]:
         "checksum": image.checksum,
         "os_hash_algo": image.os_hash_algo,
         "os_hash_value": image.os_hash_value,
-        "location": image.location,
+        "location": str(image.location) if image.location else None,
         "message": image.message,
         "created_at": image.created_at,
     }

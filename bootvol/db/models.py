@@ -27,6 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
+from bootvol.images.location import ImageLocation
 from bootvol.volumes.records import FileFormat, ProvisioningRecord
 
 DEFAULT_DOMAIN_ID = "default"  # Keystone's one domain in a fresh deployment
@@ -108,6 +109,19 @@ class _ProvisioningJSON(TypeDecorator[ProvisioningRecord]):
         return None if value is None else ProvisioningRecord.from_json(value)
 
 
+class _LocationText(TypeDecorator[ImageLocation]):
+    """An image's location, stored as its text and read back parsed (an ImageLocation)."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: ImageLocation | None, dialect: Any) -> str | None:
+        return None if value is None else str(value)
+
+    def process_result_value(self, value: str | None, dialect: Any) -> ImageLocation | None:
+        return None if value is None else ImageLocation.parse(value)
+
+
 class ImageRecord(Base):
     __tablename__ = "images"
 
@@ -122,7 +136,7 @@ class ImageRecord(Base):
     os_hash_algo: Mapped[str | None] = mapped_column(String(16))
     os_hash_value: Mapped[str | None] = mapped_column(String(128))
     # A file path inside a FlexVol (uploaded) or an http(s):// URL (remote, downloaded on use).
-    location: Mapped[str | None] = mapped_column(Text)
+    location: Mapped[ImageLocation | None] = mapped_column(_LocationText)
     message: Mapped[str | None] = mapped_column(Text)
     owner: Mapped[str | None] = mapped_column(String(64), index=True)  # project id
     visibility: Mapped[Visibility] = mapped_column(

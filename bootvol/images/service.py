@@ -20,7 +20,6 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 from sqlalchemy import and_, false, or_, select, true, update
 from sqlalchemy.exc import IntegrityError
@@ -38,8 +37,8 @@ from bootvol.errors import (
     InvalidRequest,
     NotFound,
 )
-from bootvol.images.download import http_chunks
 from bootvol.images.inspect import DISK_FORMATS
+from bootvol.images.location import ImageLocation
 from bootvol.images.patch import (
     CONTAINER_FORMATS,
     CORE,
@@ -144,7 +143,7 @@ class ImageService:
             disk_format=request.disk_format,
             container_format=request.container_format,
             status=ImageStatus.ACTIVE if request.url else ImageStatus.QUEUED,
-            location=request.url,
+            location=ImageLocation.remote(request.url) if request.url else None,
             size=request.size,
             checksum=request.checksum,
             owner=owner,
@@ -192,7 +191,7 @@ class ImageService:
         return self._records.update(
             image_id,
             status=ImageStatus.ACTIVE,
-            location=str(stored.path),
+            location=ImageLocation.stored(stored.path),
             size=stored.digest.size,
             virtual_size=stored.virtual_size,
             checksum=stored.digest.md5,
@@ -290,10 +289,7 @@ class ImageService:
         record = self.get(image_id, caller=caller)
         if record.status != ImageStatus.ACTIVE or not record.location:
             return None
-        if urlparse(record.location).scheme in ("http", "https"):
-            chunks = http_chunks(record.location, what=f"image {record.id}")
-        else:
-            chunks = iter(_read_file(Path(record.location)))
+        chunks = record.location.chunks(what=f"image {record.id}")
         return ImageData(size=record.size, checksum=record.checksum, chunks=chunks)
 
     def delete(self, ref: str, *, caller: Caller = OPERATOR) -> ImageRecord:
@@ -366,8 +362,8 @@ def _validate(request: ImageCreate) -> None:
         raise InvalidRequest(
             f"container_format {request.container_format!r} is not supported (only bare)"
         )
-    if request.url is not None and urlparse(request.url).scheme not in ("http", "https"):
-        raise InvalidRequest(f"image URL {request.url!r} must be http:// or https://")
+    if request.url is not None:
+        ImageLocation.remote(request.url)  # refused unless http(s)
 
 
 def _read_file(path: Path) -> Iterable[bytes]:

@@ -37,14 +37,3 @@ def file_lock(path: Path, *, shared: bool = False, blocking: bool = True) -> Ite
         yield
     finally:
         os.close(fd)  # closing releases the lock
-
-
-def is_locked(path: Path) -> bool:
-    """True when some process holds ``path`` locked (shared or exclusive)."""
-    try:
-        with file_lock(path, blocking=False):
-            return False
-    except LockBusy:
-        return True
-    except FileNotFoundError:
-        return False

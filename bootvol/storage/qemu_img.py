@@ -25,8 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from bootvol.errors import StorageError
-
-GiB = 1 << 30
+from bootvol.units import GiB
 
 
 @dataclass(frozen=True)

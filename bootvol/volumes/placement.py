@@ -15,9 +15,8 @@ from pathlib import Path
 from bootvol.errors import InsufficientSpace, InvalidRequest
 from bootvol.storage.flexvol import FlexVol
 from bootvol.storage.topology import Topology
+from bootvol.units import GiB
 from bootvol.volumes.cache import ImageCache
-
-GiB = 1 << 30
 
 
 @dataclass(frozen=True)

@@ -23,9 +23,11 @@ from bootvol.db.models import ImageRecord, VolumeRecord, VolumeStatus
 from bootvol.db.records import Records
 from bootvol.db.session import SessionFactory
 from bootvol.errors import BootvolError, ClaimLost, Conflict, NotFound
+from bootvol.images.location import ImageLocation
 from bootvol.images.service import ImageService
 from bootvol.storage.flexvol import FlexVol
 from bootvol.storage.topology import Topology
+from bootvol.units import GiB
 from bootvol.volumes.claims import Claim, Lease, VolumeOutcome, finish, holds, mark_downloading
 from bootvol.volumes.cleaner import clean_flexvol
 from bootvol.volumes.events import VolumeObserver
@@ -34,8 +36,6 @@ from bootvol.volumes.volume_file import VolumeTarget
 from bootvol.volumes.workflow import ImageSource, Workflow
 
 log = logging.getLogger(__name__)
-
-GiB = 1 << 30
 
 
 class Provisioner:
@@ -261,8 +261,14 @@ def image_source(image: ImageRecord) -> ImageSource:
     return ImageSource(
         id=image.id,
         disk_format=image.disk_format,
-        location=image.location or "",
+        location=_location(image),
         size=image.size,
         md5=image.checksum,
         sha512=image.os_hash_value,
     )
+
+
+def _location(image: ImageRecord) -> ImageLocation:
+    if image.location is None:
+        raise Conflict(f"image {image.id} has no bytes yet ({image.status}); upload them first")
+    return image.location

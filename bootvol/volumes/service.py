@@ -44,6 +44,7 @@ from bootvol.db.session import SessionFactory
 from bootvol.errors import BootvolError, Conflict, InvalidRequest, NotFound
 from bootvol.images.service import ImageService
 from bootvol.storage.topology import Topology
+from bootvol.units import GiB
 from bootvol.volumes import placement
 from bootvol.volumes.claims import this_process
 from bootvol.volumes.events import VolumeObserver
@@ -53,7 +54,6 @@ from bootvol.volumes.volume_file import VolumeTarget, grow
 
 log = logging.getLogger(__name__)
 
-GiB = 1 << 30
 
 # Cinder lets these statuses be deleted (api-ref "Delete a volume").
 _DELETABLE = (VolumeStatus.AVAILABLE, VolumeStatus.ERROR)

@@ -38,8 +38,10 @@ from bootvol.config import CloneMethod, DownloadSettings
 from bootvol.errors import InsufficientSpace, InvalidRequest, StorageError
 from bootvol.images.download import Expected, fetch
 from bootvol.images.inspect import inspect_image, qemu_format
+from bootvol.images.location import ImageLocation
 from bootvol.storage import qemu_img
 from bootvol.storage.topology import Topology
+from bootvol.units import GiB
 from bootvol.volumes.cache import CACHE_PREFIX, ImageCache
 from bootvol.volumes.records import (
     FileFormat,
@@ -52,8 +54,6 @@ from bootvol.volumes.volume_file import ProvisionedVolume, VolumeTarget, clone_k
 
 log = logging.getLogger(__name__)
 
-GiB = 1 << 30
-
 
 @dataclass(frozen=True)
 class ImageSource:
@@ -61,16 +61,14 @@ class ImageSource:
 
     id: str
     disk_format: str
-    location: str  # a file inside a FlexVol, or an http(s):// URL
+    location: ImageLocation  # a file inside a FlexVol, or an http(s):// URL
     size: int | None = None
     md5: str | None = None
     sha512: str | None = None
 
     @property
     def file(self) -> Path | None:
-        if self.location.startswith(("http://", "https://")):
-            return None
-        return Path(self.location)
+        return self.location.file
 
 
 class _Skip(Exception):
@@ -251,7 +249,7 @@ class Workflow:
 
         def fill(temporary: Path) -> None:
             staged = temporary.with_name(f"{temporary.name}.download")
-            with record.step(StepName.DOWNLOAD, detail=image.location):
+            with record.step(StepName.DOWNLOAD, detail=str(image.location)):
                 fetched = fetch(
                     image.location,
                     staged,
@@ -267,7 +265,7 @@ class Workflow:
             image,
             record,
             fill=fill,
-            source=image.location,
+            source=str(image.location),
             path=ProvisioningPath.DOWNLOAD,
         )
 

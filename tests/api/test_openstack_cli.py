@@ -21,13 +21,12 @@ from pathlib import Path
 import httpx
 import yaml
 
-from bootvol.images.sample import make_qcow2, make_raw
+from bootvol.bench.content import file_sha256, volume_sha256
+from bootvol.bench.samples import make_qcow2, make_raw
 from bootvol.runtime import open_bootvol
-from bootvol.volumes.content import file_sha256, volume_sha256
+from bootvol.units import MiB
 
 from ..support import BOOTVOL, openstack_cli
-
-MiB = 1 << 20
 
 
 def _free_port() -> int:

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from bootvol.bench.content import file_sha256, volume_sha256
 from bootvol.images.service import ImageCreate
-from bootvol.volumes.content import file_sha256, volume_sha256
+from bootvol.units import GiB, MiB
 
 from ..faulty_http import FaultyServer, remote_image
 from ..support import BOTH_DATABASES
@@ -28,9 +29,6 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore::PendingDeprecationWarning:openstack"),
     BOTH_DATABASES,
 ]
-
-MiB = 1 << 20
-GiB = 1 << 30
 
 
 def _available(conn, volume):  # type: ignore[no-untyped-def]

@@ -14,9 +14,10 @@ from typing import Any
 
 import pytest
 
+from bootvol.units import MiB
+
 from ..support import require_loopback
 
-MiB = 1 << 20
 SIZE = "0.03125"  # GiB: a 32 MiB image
 BENCH = [sys.executable, "-m", "bootvol", "bench"]
 PATHS = ("download", "copy-offload", "copy-offload-qcow2", "direct-clone", "cache-clone")

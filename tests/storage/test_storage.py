@@ -7,14 +7,13 @@ from pathlib import Path
 
 import pytest
 
+from bootvol.bench.loopback import FsKind
+from bootvol.bench.samples import make_raw
 from bootvol.errors import CloneNotSupported
-from bootvol.images.sample import make_raw
 from bootvol.storage.cluster import Cluster, Svm, copy_offload_decision
 from bootvol.storage.copy import CopyMethod, reflink, sparse_copy
 from bootvol.storage.flexvol import FlexVol
-from bootvol.storage.loopback import FsKind
-
-MiB = 1 << 20
+from bootvol.units import MiB
 
 
 def allocated(path: Path) -> int:

@@ -12,18 +12,18 @@ from pathlib import Path
 
 import pytest
 
+from bootvol.bench.loopback import FsKind
 from bootvol.config import CacheSettings
 from bootvol.images.service import ImageCreate
 from bootvol.storage.cluster import Cluster, Svm
 from bootvol.storage.flexvol import FlexVol
-from bootvol.storage.loopback import FsKind
+from bootvol.units import MiB
 from bootvol.volumes.cache import ImageCache
 from bootvol.volumes.cleaner import PeriodicCleaner, clean_flexvol
 from bootvol.volumes.service import VolumeCreate
 
 from ..support import BOOTVOL, Estate
 
-MiB = 1 << 20
 SVM = Svm("svm1", Cluster("cluster1", "9.14.1"), vstorage=True)
 
 

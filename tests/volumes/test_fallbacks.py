@@ -7,15 +7,14 @@ from pathlib import Path
 
 import pytest
 
+from bootvol.bench.content import file_sha256, volume_sha256
+from bootvol.bench.loopback import FsKind
 from bootvol.db.models import VolumeStatus
 from bootvol.images.service import ImageCreate
-from bootvol.storage.loopback import FsKind
-from bootvol.volumes.content import file_sha256, volume_sha256
+from bootvol.units import MiB
 from bootvol.volumes.service import VolumeCreate
 
 from ..support import Estate
-
-MiB = 1 << 20
 
 
 @pytest.fixture(params=[FsKind.EXT4, FsKind.TMPFS])

@@ -16,17 +16,17 @@ from pathlib import Path
 
 import pytest
 
+from bootvol.bench.content import file_md5
+from bootvol.bench.loopback import FsKind
 from bootvol.caller import OPERATOR
 from bootvol.db.models import VolumeRecord, VolumeStatus
 from bootvol.images.service import ImageCreate
-from bootvol.storage.loopback import FsKind
-from bootvol.volumes.content import file_md5
+from bootvol.units import MiB
 from bootvol.volumes.service import VolumeCreate
 
 from ..faulty_http import FaultyServer
 from ..support import Estate
 
-MiB = 1 << 20
 FAST_TIMEOUTS = "[download]\nread_timeout_seconds = 1\n"
 
 

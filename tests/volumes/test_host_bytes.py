@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 
 from bootvol.images.service import ImageCreate
+from bootvol.units import MiB
 
 from ..support import Estate
 
-MiB = 1 << 20
 _CALLS = "read,write,pread64,pwrite64,readv,writev,preadv,pwritev,preadv2,pwritev2"
 _LINE = re.compile(r"^(\w+)\((\d+)<([^>]*)>.*\)\s+=\s+(\d+)")
 _IMAGE_NAMES = re.compile(r"(^|/)(image-|img-cache-|volume-)|/\.bootvol/tmp/")

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from bootvol.bench.content import file_sha256, volume_sha256
 from bootvol.db.models import VolumeRecord, VolumeStatus
 from bootvol.images.service import ImageCreate
 from bootvol.volumes.cache import ImageCache
-from bootvol.volumes.content import file_sha256, volume_sha256
 from bootvol.volumes.records import FlowchartStep
 from bootvol.volumes.service import VolumeCreate
 

@@ -20,13 +20,14 @@ from pathlib import Path
 
 import pytest
 
+from bootvol.bench.content import volume_sha256
 from bootvol.caller import OPERATOR
 from bootvol.db.models import VolumeRecord, VolumeStatus
 from bootvol.images.service import ImageCreate
 from bootvol.runtime import open_bootvol
+from bootvol.units import MiB
 from bootvol.volumes.cache import CACHE_PREFIX, ImageCache
 from bootvol.volumes.claims import VolumeOutcome, claim_next, finish, holds, renew
-from bootvol.volumes.content import volume_sha256
 from bootvol.volumes.service import VolumeCreate
 
 from ..faulty_http import FaultyServer, remote_image
@@ -38,7 +39,6 @@ WORKERS = (
     f"[workers]\nlease_seconds = {LEASE_SECONDS}\npoll_seconds = 0.2\n"
     "[download]\nread_timeout_seconds = 3600\n"
 )
-MiB = 1 << 20
 _IN_PROGRESS = (VolumeStatus.CREATING, VolumeStatus.DOWNLOADING)
 
 

@@ -11,8 +11,7 @@ import os
 from pathlib import Path
 
 from bootvol.storage import qemu_img
-
-MiB = 1 << 20
+from bootvol.units import MiB
 
 
 def make_raw(path: Path, *, size_bytes: int, fill_every_mib: int = 2, seed: int = 0) -> Path:
