@@ -15,6 +15,7 @@ into a class below whose message says what went wrong and what to do about it.
     ├── Conflict                     exit 5   the object is in a state that forbids the operation
     │   └── ClaimLost                         another worker took over the volume being made
     ├── InsufficientSpace            exit 6   no FlexVol has room
+    │   └── NoValidHost                       no compute host is up with room for a server
     ├── StorageError                 exit 7   a storage operation failed
     │   └── CloneNotSupported                 the filesystem cannot reflink (workflow falls back)
     ├── Unauthorized                 exit 9   unknown credentials, or a missing/expired token
@@ -80,6 +81,10 @@ class Conflict(BootvolError):
 
 class InsufficientSpace(BootvolError):
     exit_code = 6
+
+
+class NoValidHost(InsufficientSpace):
+    """Nova's NoValidHost: the server ends ERROR with this as its fault (code 500)."""
 
 
 class StorageError(BootvolError):

@@ -35,6 +35,10 @@ DEFAULT_DOMAIN_NAME = "Default"
 DEFAULT_AVAILABILITY_ZONE = "nova"  # Cinder's default storage_availability_zone
 DEFAULT_QUOTA_VOLUMES = 100
 DEFAULT_QUOTA_GIGABYTES = 1000
+# Nova's default quotas (nova.conf [quota] instances, cores, ram).
+DEFAULT_QUOTA_INSTANCES = 10
+DEFAULT_QUOTA_CORES = 20
+DEFAULT_QUOTA_RAM_MIB = 51200
 
 
 def utcnow() -> dt.datetime:
@@ -84,14 +88,14 @@ class Role(enum.StrEnum):
     MEMBER = "member"
 
 
-def _enum(kind: type[enum.StrEnum], name: str) -> Enum:
+def _enum(kind: type[enum.StrEnum], name: str, *, length: int = 16) -> Enum:
     # Store the values ("active"), not the member names, and without a native DB enum type
     # so that adding a status is a code change, not a schema migration.
     return Enum(
         kind,
         name=name,
         native_enum=False,
-        length=16,
+        length=length,
         values_callable=lambda e: [m.value for m in e],
     )
 
@@ -192,7 +196,8 @@ class VolumeRecord(Base):
 
 
 class ProjectRecord(Base):
-    """A Keystone project, with its Cinder quotas (volumes, gigabytes)."""
+    """A Keystone project, with its Cinder quotas (volumes, gigabytes) and Nova's (instances,
+    cores, ram)."""
 
     __tablename__ = "projects"
     __table_args__ = (UniqueConstraint("domain_id", "name"),)
@@ -204,6 +209,9 @@ class ProjectRecord(Base):
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     quota_volumes: Mapped[int] = mapped_column(Integer, default=DEFAULT_QUOTA_VOLUMES)
     quota_gigabytes: Mapped[int] = mapped_column(Integer, default=DEFAULT_QUOTA_GIGABYTES)
+    quota_instances: Mapped[int] = mapped_column(Integer, default=DEFAULT_QUOTA_INSTANCES)
+    quota_cores: Mapped[int] = mapped_column(Integer, default=DEFAULT_QUOTA_CORES)
+    quota_ram_mib: Mapped[int] = mapped_column(Integer, default=DEFAULT_QUOTA_RAM_MIB)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -248,3 +256,90 @@ class TokenRecord(Base):
     audit_id: Mapped[str] = mapped_column(String(32))
     issued_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class ServerStatus(enum.StrEnum):
+    """Nova's server statuses that bootvol uses (api-ref "Server statuses")."""
+
+    BUILD = "BUILD"
+    ACTIVE = "ACTIVE"
+    SHUTOFF = "SHUTOFF"
+    REBOOT = "REBOOT"
+    HARD_REBOOT = "HARD_REBOOT"
+    ERROR = "ERROR"
+
+
+class TaskState(enum.StrEnum):
+    """Nova's ``OS-EXT-STS:task_state`` values that bootvol uses."""
+
+    BLOCK_DEVICE_MAPPING = "block_device_mapping"  # the boot volume is being made
+    SPAWNING = "spawning"  # the domain is being defined and started
+    POWERING_OFF = "powering-off"
+    POWERING_ON = "powering-on"
+    REBOOTING = "rebooting"
+    REBOOTING_HARD = "rebooting_hard"
+    DELETING = "deleting"
+
+
+class FlavorRecord(Base):
+    """A Nova flavor: what a server gets of a host."""
+
+    __tablename__ = "flavors"
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    vcpus: Mapped[int] = mapped_column(Integer)
+    ram_mib: Mapped[int] = mapped_column(Integer)
+    disk_gib: Mapped[int] = mapped_column(Integer, default=0)
+    is_public: Mapped[bool] = mapped_column(Boolean, default=True)
+    description: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ComputeHostRecord(Base):
+    """A process that runs instances (``bootvol serve``/``worker`` with compute enabled)."""
+
+    __tablename__ = "compute_hosts"
+
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    vcpus: Mapped[int] = mapped_column(Integer)
+    ram_mib: Mapped[int] = mapped_column(Integer)
+    accel: Mapped[str] = mapped_column(String(16))  # kvm or tcg, as probed
+    started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    heartbeat_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ServerRecord(Base):
+    """A Nova server: a libvirt domain booted from a bootvol volume."""
+
+    __tablename__ = "servers"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), index=True)
+    project_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    user_id: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[ServerStatus] = mapped_column(_enum(ServerStatus, "server_status"), index=True)
+    task_state: Mapped[TaskState | None] = mapped_column(_enum(TaskState, "task_state", length=32))
+    # The flavor as it was at creation (Nova embeds it in the server since 2.47): a flavor
+    # deleted later leaves its servers whole.
+    flavor_id: Mapped[str] = mapped_column(String(255))
+    flavor_name: Mapped[str] = mapped_column(String(255))
+    vcpus: Mapped[int] = mapped_column(Integer)
+    ram_mib: Mapped[int] = mapped_column(Integer)
+    disk_gib: Mapped[int] = mapped_column(Integer, default=0)
+    image_id: Mapped[str | None] = mapped_column(String(36))
+    root_volume_id: Mapped[str | None] = mapped_column(String(36))
+    root_volume_size_gib: Mapped[int | None] = mapped_column(Integer)
+    delete_on_termination: Mapped[bool] = mapped_column(Boolean, default=False)
+    host: Mapped[str | None] = mapped_column(String(255), index=True)
+    fault_code: Mapped[int | None] = mapped_column(Integer)
+    fault_message: Mapped[str | None] = mapped_column(Text)
+    fault_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # Where the time went: the volume's provisioning path, domain start, first console line.
+    build: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    user_metadata: Mapped[dict[str, str] | None] = mapped_column(JSON)
+    launched_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )

@@ -6,11 +6,11 @@ from typing import Generic, TypeVar
 
 from sqlalchemy import select
 
-from bootvol.db.models import ImageRecord, VolumeRecord
+from bootvol.db.models import FlavorRecord, ImageRecord, ServerRecord, VolumeRecord
 from bootvol.db.session import SessionFactory
 from bootvol.errors import Conflict, NotFound
 
-Record = TypeVar("Record", ImageRecord, VolumeRecord)
+Record = TypeVar("Record", ImageRecord, VolumeRecord, ServerRecord, FlavorRecord)
 
 
 class Records(Generic[Record]):

@@ -1,0 +1,1 @@
+"""Instances booted from bootvol volumes: flavors, compute hosts, scheduling, servers."""
