@@ -78,6 +78,18 @@ class DownloadSettings(_Strict):
     read_timeout_seconds: float = Field(60.0, gt=0)
 
 
+class ComputeSettings(_Strict):
+    """Instances: whether this process runs them, and how the scheduler counts room."""
+
+    enabled: bool = False
+    # Nova's allocation ratios: vCPUs and RAM a host offers per physical one.
+    cpu_allocation_ratio: float = Field(4.0, gt=0)
+    ram_allocation_ratio: float = Field(1.0, gt=0)
+    heartbeat_seconds: float = Field(10.0, gt=0)
+    # A host silent this long is down: shown so, and given no new instance.
+    down_after_seconds: float = Field(60.0, gt=0)
+
+
 class ClusterSettings(_Strict):
     name: str = Field(min_length=1)
     version: str = Field(pattern=r"^\d+(\.\d+)*$")
@@ -105,6 +117,7 @@ class Settings(_Strict):
     cache: CacheSettings = CacheSettings()
     workers: WorkerSettings = WorkerSettings()
     download: DownloadSettings = DownloadSettings()
+    compute: ComputeSettings = ComputeSettings()
     cluster: list[ClusterSettings] = Field(min_length=1)
     svm: list[SvmSettings] = Field(min_length=1)
     flexvol: list[FlexVolSettings] = Field(min_length=1)

@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from bootvol.compute.flavors import FlavorService
+from bootvol.compute.hosts import HostRegistry
+from bootvol.compute.service import ServerService
 from bootvol.config import Settings, load_settings, resolve_config_path
 from bootvol.db.session import SessionFactory, open_database
 from bootvol.identity.service import IdentityService
@@ -25,6 +28,9 @@ class Bootvol:
     volumes: VolumeService
     identity: IdentityService
     metrics: Metrics
+    flavors: FlavorService
+    hosts: HostRegistry
+    servers: ServerService
 
 
 def open_bootvol(*, config: Path | None = None, data_dir: Path | None = None) -> Bootvol:
@@ -42,6 +48,9 @@ def open_bootvol(*, config: Path | None = None, data_dir: Path | None = None) ->
     volumes = VolumeService(
         sessions=sessions, topology=topology, images=images, settings=settings, observer=metrics
     )
+    flavors = FlavorService(sessions)
+    flavors.ensure_defaults()
+    hosts = HostRegistry(sessions, down_after_seconds=settings.compute.down_after_seconds)
     return Bootvol(
         settings=settings,
         config_path=config_path,
@@ -51,4 +60,14 @@ def open_bootvol(*, config: Path | None = None, data_dir: Path | None = None) ->
         volumes=volumes,
         identity=IdentityService(sessions=sessions),
         metrics=metrics,
+        flavors=flavors,
+        hosts=hosts,
+        servers=ServerService(
+            sessions=sessions,
+            settings=settings,
+            images=images,
+            volumes=volumes,
+            flavors=flavors,
+            hosts=hosts,
+        ),
     )

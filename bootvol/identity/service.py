@@ -149,17 +149,31 @@ class IdentityService:
         return project
 
     def set_quotas(
-        self, ref: str, *, volumes: int | None = None, gigabytes: int | None = None
+        self,
+        ref: str,
+        *,
+        volumes: int | None = None,
+        gigabytes: int | None = None,
+        instances: int | None = None,
+        cores: int | None = None,
+        ram_mib: int | None = None,
     ) -> ProjectRecord:
+        """Set the project's Cinder (volumes, gigabytes) and Nova (instances, cores, ram)
+        quotas; a value left None is kept, -1 is unlimited."""
         project = self.get_project(ref)
         with self._sessions.begin() as session:
             record = session.get(ProjectRecord, project.id)
             if record is None:
                 raise NotFound(f"project {project.id} disappeared during the operation")
-            if volumes is not None:
-                record.quota_volumes = _quota("volumes", volumes)
-            if gigabytes is not None:
-                record.quota_gigabytes = _quota("gigabytes", gigabytes)
+            for name, column, value in (
+                ("volumes", "quota_volumes", volumes),
+                ("gigabytes", "quota_gigabytes", gigabytes),
+                ("instances", "quota_instances", instances),
+                ("cores", "quota_cores", cores),
+                ("ram", "quota_ram_mib", ram_mib),
+            ):
+                if value is not None:
+                    setattr(record, column, _quota(name, value))
             return record
 
     # users ---------------------------------------------------------------------------------
