@@ -52,11 +52,10 @@ from bootvol.db.records import Records
 from bootvol.db.session import SessionFactory
 from bootvol.errors import Conflict, InvalidRequest, NotFound, NoValidHost
 from bootvol.images.service import ImageService
+from bootvol.units import GiB
 from bootvol.volumes.service import VolumeService
 
 log = logging.getLogger(__name__)
-
-GiB = 1 << 30
 
 
 class BootSource(enum.StrEnum):
