@@ -13,6 +13,7 @@ from bootvol.cli import (
     bench,
     bench_load,
     cache,
+    compute,
     demo,
     flexvol,
     identity,
@@ -36,6 +37,8 @@ app.add_typer(image.app, name="image")
 app.add_typer(volume.app, name="volume")
 app.add_typer(cache.app, name="cache")
 app.add_typer(flexvol.app, name="flexvol")
+app.add_typer(compute.flavor_app, name="flavor")
+app.add_typer(compute.host_app, name="host")
 app.command("demo")(demo.demo)
 app.command("bench")(bench.bench)
 app.command("bench-load")(bench_load.bench_load)

@@ -7,6 +7,7 @@ refuses, it refuses before any record, volume or domain exists.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import uuid
 
 import pytest
@@ -156,3 +157,13 @@ def test_refusals_before_anything_exists(compute: Estate) -> None:
         servers.accept(ServerCreate(name="s", flavor="m1.tiny", image=big), caller=caller)
     assert servers.query(ServerQuery(all_projects=True), caller=OPERATOR) == []
     assert compute.app.volumes.list() == []
+
+
+def test_cli_lists_flavors_and_hosts(compute: Estate) -> None:
+    flavors = json.loads(compute.cli("flavor", "list", "--json").stdout)
+    assert [f["name"] for f in flavors][:2] == ["m1.tiny", "m1.small"]
+    compute.cli("flavor", "create", "c2", "--vcpus", "2", "--ram", "256", "--id", "c2")
+    assert compute.app.flavors.get("c2").vcpus == 2
+    compute.cli("flavor", "delete", "c2")
+    (host,) = json.loads(compute.cli("host", "list", "--json").stdout)
+    assert (host["name"], host["state"], host["vcpus"]) == ("node-1", "up", 2)
