@@ -18,6 +18,7 @@ into a class below whose message says what went wrong and what to do about it.
     │   └── NoValidHost                       no compute host is up with room for a server
     ├── StorageError                 exit 7   a storage operation failed
     │   └── CloneNotSupported                 the filesystem cannot reflink (workflow falls back)
+    ├── HypervisorError              exit 13  libvirt refused or failed (define, start, stop…)
     ├── Unauthorized                 exit 9   unknown credentials, or a missing/expired token
     ├── Forbidden                    exit 10  the caller's role or project does not allow it
     ├── QuotaExceeded                exit 11  the project's volume or gigabyte quota is used up
@@ -122,3 +123,9 @@ class BenchmarkFailed(BootvolError):
     tool of the by-hand reference (curl, md5sum, qemu-img) failed."""
 
     exit_code = 12
+
+
+class HypervisorError(BootvolError):
+    """libvirt refused or failed an operation on a server's domain."""
+
+    exit_code = 13
