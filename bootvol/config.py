@@ -78,10 +78,24 @@ class DownloadSettings(_Strict):
     read_timeout_seconds: float = Field(60.0, gt=0)
 
 
+class Acceleration(enum.StrEnum):
+    AUTO = "auto"  # KVM where a probe guest's firmware really runs under it, else TCG
+    KVM = "kvm"
+    TCG = "tcg"
+
+
 class ComputeSettings(_Strict):
     """Instances: whether this process runs them, and how the scheduler counts room."""
 
     enabled: bool = False
+    accel: Acceleration = Acceleration.AUTO
+    libvirt_uri: str = "qemu:///system"
+    console_dir: Path | None = None  # default: <data_dir>/consoles
+    host_name: str | None = None  # default: the machine's host name
+    vcpus: int | None = Field(None, ge=1)  # default: the machine's
+    ram_mib: int | None = Field(None, ge=64)  # default: the machine's
+    poll_seconds: float = Field(1.0, gt=0)
+    shutdown_timeout_seconds: float = Field(60.0, gt=0)
     # Nova's allocation ratios: vCPUs and RAM a host offers per physical one.
     cpu_allocation_ratio: float = Field(4.0, gt=0)
     ram_allocation_ratio: float = Field(1.0, gt=0)

@@ -18,10 +18,10 @@ from typing import Any
 import uvicorn
 
 from bootvol.api.app import create_app
+from bootvol.background import Background
 from bootvol.identity import clouds
 from bootvol.identity.service import ADMIN_NAME
 from bootvol.runtime import Bootvol
-from bootvol.volumes.worker import BackgroundWork
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ class Server:
         self.host = host
         self.port = port
         self.public_url = public_url
-        self._background = BackgroundWork(bootvol.volumes, bootvol.sessions, threads=workers)
+        self._background = Background(bootvol, threads=workers)
         self._uvicorn: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self._socket: socket.socket | None = None

@@ -37,6 +37,26 @@ def require_loopback() -> None:
     pytest.skip(f"loopback filesystems or storage tools unavailable: {reason}")
 
 
+def require_libvirt() -> None:
+    """Skip a test that needs libvirtd and QEMU (and root, loop devices); fail under CI=true."""
+    require_loopback()
+    reason = None
+    if shutil.which("qemu-system-x86_64") is None:
+        reason = "qemu-system-x86_64 is not installed"
+    else:
+        try:
+            import libvirt
+
+            libvirt.open("qemu:///system").close()
+        except Exception as exc:  # ImportError, or libvirtd not running
+            reason = f"libvirt is unavailable: {exc}"
+    if reason is None:
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"libvirt and QEMU are required under CI: {reason}")
+    pytest.skip(reason)
+
+
 @dataclass
 class Estate:
     """A bootvol instance on test FlexVols, and what a test needs to drive it."""

@@ -14,9 +14,9 @@ from types import FrameType
 
 import typer
 
+from bootvol.background import Background
 from bootvol.cli import output
 from bootvol.cli.context import bootvol
-from bootvol.volumes.worker import BackgroundWork
 
 
 def worker(
@@ -32,7 +32,7 @@ def worker(
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    background = BackgroundWork(app.volumes, app.sessions, threads=threads)
+    background = Background(app, threads=threads)
     background.start()
     database = app.sessions.kw["bind"].url.render_as_string(hide_password=True)
     output.errors.print(f"worker: {threads} threads on {database}", highlight=False)

@@ -19,7 +19,9 @@ Errors from libvirt become ``HypervisorError`` with what failed and libvirt's re
 
 from __future__ import annotations
 
+import contextlib
 import enum
+import os
 import threading
 import time
 import uuid
@@ -36,6 +38,21 @@ METADATA_NS = "https://bootvol.dev/xmlns/server/1"
 # libvirt prints every error to stderr by default; ours are raised (and logged) instead.
 libvirt.registerErrorHandler(lambda _context, _error: None, None)
 DOMAIN_PREFIX = "bootvol-"
+PROBE_TIMEOUT_SECONDS = 30.0
+# The probe guest's boot sector, assembled from kvm_probe.asm (nasm -f bin): it enters
+# protected mode, then V86 mode through iret (as syslinux does to call the BIOS) and
+# prints "V86OK" on COM1. Nested KVM without unrestricted guest support fails exactly
+# there ("KVM internal error ... emulation failure"), after the firmware ran fine.
+PROBE_SECTOR_CODE = bytes.fromhex(
+    "fa31c08ed88ed0bc007c0f0116887c0f20c06683c8010f22c0ea1e7c080066b810008ed88ec08ed0bc0070000066b818"
+    "000f00d86a006a006a006a006a00680060000068023002006a0068507c0000cfbaf803be617c2eac84c07403eeebf7eb"
+    "fe5638364f4b0a000000000000000000ffff0000009acf00ffff00000092cf00e8008e7c008900001f00687c00000000"
+    "000000700000100000000000000000000000000000000000000000000000000000000000000000000000000000000000"
+    "000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000"
+    "000000006800000000000000000000000000000000000000000000000000000000000000000000000000000000000000"
+    "000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000"
+    "0000000000000000000000000000000000000000000000000000000000000000000000000000ff"
+)
 
 
 class Accel(enum.StrEnum):
@@ -151,12 +168,12 @@ class Hypervisor:
     def destroy(self, server_id: str) -> None:
         """Stop the domain at once (it stays defined)."""
         domain = self._domain(server_id)
-        if domain is None or self.state(server_id) is not PowerState.RUNNING:
+        if domain is None or self.state(server_id) in (PowerState.SHUTOFF, PowerState.MISSING):
             return
         try:
             domain.destroy()
         except libvirt.libvirtError as exc:
-            if self.state(server_id) is PowerState.RUNNING:
+            if self.state(server_id) not in (PowerState.SHUTOFF, PowerState.MISSING):
                 raise _error(f"stopping server {server_id}", exc) from exc
 
     def reboot(self, server_id: str, *, hard: bool) -> None:
@@ -230,6 +247,59 @@ class Hypervisor:
             return ""
         text = text.replace("\r\n", "\n")
         return text if lines is None else "\n".join(text.splitlines()[-lines:])
+
+
+def probe_acceleration(setting: str, *, uri: str, console_dir: Path) -> Accel:
+    """``kvm`` or ``tcg`` for the ``[compute] accel`` setting (auto, kvm, tcg).
+
+    ``auto`` boots a probe guest under KVM from a one-sector disk (PROBE_SECTOR_CODE)
+    that prints "V86OK" from V86 mode. Where nested KVM fails, QEMU stops the guest
+    ("KVM internal error"): the domain leaves the running state. The firmware alone
+    proves nothing: SeaBIOS runs fine under a KVM that then fails in syslinux. The
+    answer is whichever comes first (bounded by PROBE_TIMEOUT_SECONDS, then TCG).
+    """
+    if setting == "tcg":
+        return Accel.TCG
+    usable = os.access("/dev/kvm", os.R_OK | os.W_OK)
+    if setting == "kvm":
+        if not usable:
+            raise HypervisorError("accel = kvm, but /dev/kvm is missing or not accessible")
+        return Accel.KVM
+    if not usable:
+        return Accel.TCG
+    console_dir.mkdir(parents=True, exist_ok=True)
+    log_file = console_dir / f"kvm-probe-{os.getpid()}.log"
+    disk = console_dir / f"kvm-probe-{os.getpid()}.img"
+    log_file.unlink(missing_ok=True)
+    sector = PROBE_SECTOR_CODE.ljust(510, b"\0") + b"\x55\xaa"
+    disk.write_bytes(sector.ljust(32 << 10, b"\0"))
+    name = f"bootvol-kvm-probe-{os.getpid()}"
+    xml = f"""<domain type='kvm'><name>{name}</name><memory unit='MiB'>64</memory><vcpu>1</vcpu>
+      <os><type arch='x86_64' machine='pc'>hvm</type><boot dev='hd'/></os>
+      <devices><disk type='file' device='disk'><driver name='qemu' type='raw'/>
+      <source file='{disk}'/><target dev='hda' bus='ide'/></disk>
+      <serial type='file'><source path='{log_file}'/><target port='0'/></serial>
+      <memballoon model='none'/></devices></domain>"""
+    try:
+        try:
+            domain = libvirt.open(uri).createXML(xml, 0)
+        except libvirt.libvirtError:
+            return Accel.TCG  # libvirt or QEMU refuses KVM here
+        try:
+            deadline = time.monotonic() + PROBE_TIMEOUT_SECONDS
+            while time.monotonic() < deadline:
+                if log_file.exists() and b"V86OK" in log_file.read_bytes():
+                    return Accel.KVM
+                if domain.state()[0] != libvirt.VIR_DOMAIN_RUNNING:
+                    return Accel.TCG  # QEMU stopped it: KVM internal error
+                time.sleep(0.05)
+            return Accel.TCG
+        finally:
+            with contextlib.suppress(libvirt.libvirtError):
+                domain.destroy()
+    finally:
+        log_file.unlink(missing_ok=True)
+        disk.unlink(missing_ok=True)
 
 
 def domain_xml(spec: DomainSpec, *, accel: Accel, console_log: Path) -> str:

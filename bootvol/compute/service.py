@@ -31,7 +31,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import case, select, update
 
 from bootvol.caller import OPERATOR, Caller
 from bootvol.compute.flavors import FlavorService
@@ -286,6 +286,43 @@ class ServerService:
                 + (f" and task_state {record.task_state}" if record.task_state else "")
             )
         return self._records.update(record.id, task_state=task)
+
+    def finish_build(self, server_id: str, *, build: dict[str, object]) -> None:
+        """``ACTIVE``, unless a task (a delete) arrived while the server was being built."""
+        with self._sessions.begin() as session:
+            session.execute(
+                update(ServerRecord)
+                .where(ServerRecord.id == server_id)
+                .values(
+                    status=ServerStatus.ACTIVE,
+                    launched_at=utcnow(),
+                    build=build,
+                    task_state=case(
+                        (ServerRecord.task_state == TaskState.SPAWNING, None),
+                        else_=ServerRecord.task_state,
+                    ),
+                )
+                .execution_options(synchronize_session=False)
+            )
+
+    def record_build(self, server_id: str, build: dict[str, object]) -> None:
+        self._records.update(server_id, build=build)
+
+    def on_host(self, host: str) -> list[ServerRecord]:
+        with self._sessions() as session:
+            return list(session.scalars(select(ServerRecord).where(ServerRecord.host == host)))
+
+    def get_by_id(self, server_id: str) -> ServerRecord | None:
+        return self._records.get_by_id(server_id)
+
+    def request_delete(self, ref: str, *, caller: Caller) -> ServerRecord:
+        """Delete a server: at once when no host runs it (it failed before one did), else
+        through its host, whatever it is doing (Nova deletes building servers too)."""
+        record = self.get(ref, caller=caller)
+        if record.host is None:
+            self._records.delete(record.id)
+            return record
+        return self._records.update(record.id, task_state=TaskState.DELETING)
 
     def forget(self, server_id: str) -> None:
         self._records.delete(server_id)

@@ -1,0 +1,302 @@
+"""A compute host: the process that builds, powers and removes the servers placed on it.
+
+Requests reach the host through the database, as Nova's reach a compute service through
+its queue: the API records a server ``BUILD`` on a host, or sets a task (``powering-off``,
+``powering-on``, ``rebooting``, ``rebooting_hard``, ``deleting``) on one; the host's loop
+finds them (woken at once by an acceptance in the same process, else within
+``poll_seconds``), carries them out with the hypervisor and records the outcome.
+
+Building a server (Nova's ``block_device_mapping`` then ``spawning``):
+
+1. the boot volume: made from the image by the volume service's flowchart (claimed by this
+   process, so no volume worker takes it), or the existing volume named by the request;
+2. the domain: defined and started with the volume as its virtio disk ``vda``;
+3. ``ACTIVE``; the time to the guest's first console line is added to the build record when
+   it appears.
+
+Reversion strategy: a build that fails ends the server ``ERROR`` with a fault and leaves no
+domain; a volume it made is deleted when the server would delete it (``delete_on_termination``),
+else left ``available`` for the user.
+
+Restarts: domains outlive the process. On start the host registers itself, adopts the
+domains of its servers and syncs their power states (a domain that died meanwhile is
+``SHUTOFF``); a server this host was building when it died ends ``ERROR`` (Nova does the
+same with instances left ``BUILD`` by a compute service that restarts). Power states are
+synced again every ``poll_seconds``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from bootvol.caller import Caller
+from bootvol.compute.hypervisor import (
+    Disk,
+    DomainSpec,
+    Hypervisor,
+    PowerState,
+    probe_acceleration,
+)
+from bootvol.compute.service import Fault, ServerService
+from bootvol.config import ComputeSettings, Settings
+from bootvol.db.models import ServerRecord, ServerStatus, TaskState, VolumeStatus
+from bootvol.errors import BootvolError
+from bootvol.volumes.claims import this_process
+from bootvol.volumes.service import VolumeCreate
+
+log = logging.getLogger(__name__)
+
+GUEST_LINE_TIMEOUT_SECONDS = 300.0
+
+
+@dataclass(frozen=True)
+class Resources:
+    vcpus: int
+    ram_mib: int
+
+
+def machine_resources() -> Resources:
+    ram_kib = next(
+        int(line.split()[1])
+        for line in Path("/proc/meminfo").read_text().splitlines()
+        if line.startswith("MemTotal:")
+    )
+    return Resources(vcpus=os.cpu_count() or 1, ram_mib=ram_kib // 1024)
+
+
+class ComputeHost:
+    def __init__(
+        self,
+        *,
+        servers: ServerService,
+        hypervisor: Hypervisor,
+        settings: ComputeSettings,
+    ) -> None:
+        self._servers = servers
+        self._volumes = servers.volumes
+        self._hypervisor = hypervisor
+        self._settings = settings
+        self.name = settings.host_name or socket.gethostname()
+        self._stop = threading.Event()
+        self._wakeup = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="compute-host", daemon=True)
+
+    # process lifecycle ---------------------------------------------------------------------
+    def start(self) -> None:
+        machine = machine_resources()
+        self._servers.hosts.register(
+            self.name,
+            vcpus=self._settings.vcpus or machine.vcpus,
+            ram_mib=self._settings.ram_mib or machine.ram_mib,
+            accel=str(self._hypervisor.accel),
+        )
+        self._recover()
+        self._servers.on_accept.append(self._accepted)
+        self._thread.start()
+        log.info("compute host %s: running servers (%s)", self.name, self._hypervisor.accel)
+
+    def stop(self) -> None:
+        """Stop taking work; the domains keep running (they are adopted at the next start)."""
+        self._stop.set()
+        self._wakeup.set()
+        if self._accepted in self._servers.on_accept:
+            self._servers.on_accept.remove(self._accepted)
+        self._thread.join(60)
+
+    def _accepted(self, host: str) -> None:
+        if host == self.name:
+            self._wakeup.set()
+
+    def _recover(self) -> None:
+        for server in self._mine():
+            if server.status == ServerStatus.BUILD:
+                self._fail(
+                    server,
+                    "the compute host restarted while building this server; delete it and "
+                    "create it again",
+                )
+        self.sync_power_states()
+
+    # the loop ------------------------------------------------------------------------------
+    def _loop(self) -> None:
+        last_beat = 0.0
+        while not self._stop.is_set():
+            now = time.monotonic()
+            if now - last_beat >= self._settings.heartbeat_seconds:
+                self._servers.hosts.heartbeat(self.name)
+                last_beat = now
+            try:
+                for server in self._mine():
+                    self._handle(server)
+                self.sync_power_states()
+            except Exception:  # the database or libvirt hiccuped: log, try again
+                log.exception("compute host %s: a round of work failed", self.name)
+            self._wakeup.wait(self._settings.poll_seconds)
+            self._wakeup.clear()
+
+    def _mine(self) -> list[ServerRecord]:
+        return self._servers.on_host(self.name)
+
+    def _handle(self, server: ServerRecord) -> None:
+        if server.task_state == TaskState.DELETING:
+            self.delete(server)
+        elif server.status == ServerStatus.BUILD:
+            self.build(server)
+        elif server.task_state is not None:
+            try:
+                self._power(server)
+            except BootvolError as exc:
+                # Nova keeps the vm_state, clears the task and records a fault.
+                log.error("server %s: %s failed: %s", server.id, server.task_state, exc.message)
+                self._servers.set_state(
+                    server.id,
+                    status=server.status,
+                    task_state=None,
+                    fault=Fault(code=500, message=exc.message),
+                )
+
+    def _power(self, server: ServerRecord) -> None:
+        if server.task_state == TaskState.POWERING_OFF:
+            self._hypervisor.shutdown(
+                server.id, timeout=self._settings.shutdown_timeout_seconds
+            ) or self._hypervisor.destroy(server.id)
+            self._servers.set_state(server.id, status=ServerStatus.SHUTOFF, task_state=None)
+        elif server.task_state == TaskState.POWERING_ON:
+            self._hypervisor.start(server.id)
+            self._servers.set_state(server.id, status=ServerStatus.ACTIVE, task_state=None)
+        elif server.task_state in (TaskState.REBOOTING, TaskState.REBOOTING_HARD):
+            hard = server.task_state == TaskState.REBOOTING_HARD
+            self._hypervisor.reboot(server.id, hard=hard)
+            self._servers.set_state(server.id, status=ServerStatus.ACTIVE, task_state=None)
+
+    # building ------------------------------------------------------------------------------
+    def build(self, server: ServerRecord) -> None:
+        started = time.perf_counter()
+        build: dict[str, object] = {}
+        try:
+            volume_id = self._boot_volume(server, build)
+            volume = self._volumes.get(volume_id)
+            self._servers.set_state(
+                server.id, status=ServerStatus.BUILD, task_state=TaskState.SPAWNING
+            )
+            spawn_started = time.perf_counter()
+            self._hypervisor.define_and_start(
+                DomainSpec(
+                    server_id=server.id,
+                    name=server.name,
+                    vcpus=server.vcpus,
+                    ram_mib=server.ram_mib,
+                    boot_disk=Disk(
+                        file=Path(volume.file or ""),
+                        file_format=str(volume.file_format),
+                        serial=volume.id,
+                    ),
+                )
+            )
+            build["domain_start_s"] = round(time.perf_counter() - spawn_started, 6)
+        except BootvolError as exc:
+            self._fail(server, exc.message)
+            return
+        build["request_to_active_s"] = round(time.perf_counter() - started, 6)
+        self._servers.finish_build(server.id, build=build)
+        log.info("server %s active on %s: %s", server.id, self.name, build)
+        threading.Thread(
+            target=self._await_guest_line,
+            args=(server.id, started, build),
+            name=f"guest-line-{server.id[:8]}",
+            daemon=True,
+        ).start()
+
+    def _boot_volume(self, server: ServerRecord, build: dict[str, object]) -> str:
+        """The boot volume's id: made now from the image, or the one the request named."""
+        if server.root_volume_id is not None and server.image_id is None:
+            return server.root_volume_id
+        caller = Caller(project_id=server.project_id, user_id=server.user_id)
+        accepted = self._volumes.accept(
+            VolumeCreate(
+                image=server.image_id,
+                size_gib=server.root_volume_size_gib,
+                name=f"{server.name}-boot",
+            ),
+            caller=caller,
+            claimant=this_process(),
+        )
+        self._servers.set_state(
+            server.id,
+            status=ServerStatus.BUILD,
+            task_state=TaskState.BLOCK_DEVICE_MAPPING,
+            root_volume_id=accepted.id,
+        )
+        volume = self._volumes.provisioner.provision(accepted.id)
+        if volume.provisioning is not None:
+            build["volume"] = volume.provisioning.to_json()
+        if volume.status != VolumeStatus.AVAILABLE:
+            raise BootvolError(
+                f"Build of instance {server.id} aborted: volume {volume.id} did not finish "
+                f"being created: {volume.message}"
+            )
+        return volume.id
+
+    def _await_guest_line(self, server_id: str, started: float, build: dict[str, object]) -> None:
+        deadline = time.monotonic() + GUEST_LINE_TIMEOUT_SECONDS
+        while time.monotonic() < deadline and not self._stop.is_set():
+            if "bootvol-guest" in self._hypervisor.console_output(server_id):
+                build["guest_line_s"] = round(time.perf_counter() - started, 6)
+                self._servers.record_build(server_id, build)
+                return
+            time.sleep(0.05)
+
+    def _fail(self, server: ServerRecord, message: str) -> None:
+        log.error("server %s failed: %s", server.id, message)
+        self._hypervisor.undefine(server.id)
+        current = self._servers.get_by_id(server.id)
+        if current is not None and current.image_id and current.root_volume_id:
+            self._delete_volume_if_owned(current)
+        self._servers.set_state(
+            server.id,
+            status=ServerStatus.ERROR,
+            task_state=None,
+            fault=Fault(code=500, message=message),
+        )
+
+    # removing ------------------------------------------------------------------------------
+    def delete(self, server: ServerRecord) -> None:
+        self._hypervisor.undefine(server.id)
+        if server.root_volume_id is not None:
+            self._delete_volume_if_owned(server)
+        self._servers.forget(server.id)
+        log.info("server %s deleted", server.id)
+
+    def _delete_volume_if_owned(self, server: ServerRecord) -> None:
+        if not server.delete_on_termination or server.root_volume_id is None:
+            return
+        try:
+            self._volumes.delete(server.root_volume_id)
+        except BootvolError as exc:
+            log.warning("server %s: its volume stays: %s", server.id, exc.message)
+
+    # power states --------------------------------------------------------------------------
+    def sync_power_states(self) -> None:
+        """A domain that stopped or vanished behind our back shows its server ``SHUTOFF``."""
+        for server in self._mine():
+            if server.status != ServerStatus.ACTIVE or server.task_state is not None:
+                continue
+            state = self._hypervisor.state(server.id)
+            if state in (PowerState.SHUTOFF, PowerState.MISSING):
+                log.warning("server %s: its domain is %s; now SHUTOFF", server.id, state)
+                self._servers.set_state(server.id, status=ServerStatus.SHUTOFF, task_state=None)
+
+
+def open_compute_host(servers: ServerService, settings: Settings) -> ComputeHost:
+    """The compute host of this process, on the acceleration ``[compute] accel`` gives."""
+    compute = settings.compute
+    console_dir = compute.console_dir or settings.data_dir / "consoles"
+    accel = probe_acceleration(compute.accel, uri=compute.libvirt_uri, console_dir=console_dir)
+    hypervisor = Hypervisor(uri=compute.libvirt_uri, console_dir=console_dir, accel=accel)
+    return ComputeHost(servers=servers, hypervisor=hypervisor, settings=compute)

@@ -1,0 +1,230 @@
+"""Servers on real libvirt and QEMU (TCG): built from volumes bootvol makes, powered, killed,
+adopted after a restart, and removed without leaving a domain or a volume file behind.
+
+The guest (scripts/guest-image) prints ``bootvol-guest serial=<volume id> sha256=<…>`` on
+its serial console at every boot; the tests wait for that line, never for a time.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from bootvol.caller import Caller
+from bootvol.compute.flavors import FlavorCreate
+from bootvol.compute.host import ComputeHost
+from bootvol.compute.hypervisor import Accel, Hypervisor, PowerState
+from bootvol.compute.service import BootSource, BootVolume, ServerCreate
+from bootvol.config import ComputeSettings
+from bootvol.db.models import ServerRecord, ServerStatus, TaskState, VolumeStatus
+from bootvol.images.service import ImageCreate
+from bootvol.volumes.claims import this_process
+from bootvol.volumes.service import VolumeCreate
+
+from ..support import Estate, require_libvirt
+
+ROOT = Path(__file__).resolve().parents[2]
+TIMEOUT = 180.0  # a bound for hangs, not a timing assertion: TCG boots in seconds
+
+
+@pytest.fixture(scope="session")
+def guest_image(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """The guest image (raw) and the checksum its guest prints."""
+    require_libvirt()
+    path = tmp_path_factory.mktemp("guest") / "guest.raw"
+    subprocess.run([str(ROOT / "scripts" / "guest-image"), str(path)], check=True)
+    return path, path.with_name("guest.raw.sha256").read_text().strip()
+
+
+def reachable_by_qemu(folder: Path) -> None:
+    """libvirt runs QEMU as its own user: it must traverse the folders down to a volume
+    file (libvirt gives it the file itself). The tests' mounts live in 0700 temp folders."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for parent in (folder, *folder.parents):
+        mode = parent.stat().st_mode
+        if not mode & 0o001:
+            parent.chmod(mode | 0o001)
+
+
+class Cloud:
+    def __init__(self, estate: Estate, image: str, expected: str, console_dir: Path) -> None:
+        self.estate = estate
+        self.app = estate.app
+        self.image = image
+        self.expected = expected
+        self.hypervisor = Hypervisor(uri="qemu:///system", console_dir=console_dir, accel=Accel.TCG)
+        self.settings = ComputeSettings(
+            enabled=True,
+            host_name=f"test-{uuid.uuid4().hex[:8]}",
+            vcpus=100,  # room for the 300-vCPU flavor below (× 4.0 overcommit)
+            ram_mib=8192,
+            poll_seconds=0.2,
+        )
+        self.caller = Caller(project_id=self.app.identity.create_project("p").id, user_id="u")
+        self.host = self.start_host()
+
+    def start_host(self) -> ComputeHost:
+        host = ComputeHost(
+            servers=self.app.servers, hypervisor=self.hypervisor, settings=self.settings
+        )
+        host.start()
+        return host
+
+    def create(self, *, image: str | None = None, volume: str | None = None, **kw: object) -> str:
+        if volume is not None:
+            boot = BootVolume(BootSource.VOLUME, volume, delete_on_termination=False)
+        else:
+            boot = BootVolume(BootSource.IMAGE, image or self.image, 1, delete_on_termination=True)
+        request = ServerCreate(name="vm", flavor=str(kw.get("flavor", "m1.tiny")), boot_volume=boot)
+        return self.app.servers.accept(request, caller=self.caller).id
+
+    def server(self, server_id: str) -> ServerRecord:
+        return self.app.servers.get(server_id)
+
+    def wait(self, condition: Callable[[], bool], what: str) -> None:
+        deadline = time.monotonic() + TIMEOUT
+        while not condition():
+            assert time.monotonic() < deadline, f"timed out waiting for {what}"
+            time.sleep(0.1)
+
+    def wait_status(self, server_id: str, status: ServerStatus) -> ServerRecord:
+        self.wait(
+            lambda: (
+                self.server(server_id).status == status
+                and self.server(server_id).task_state is None
+            ),
+            f"server {server_id} {status}",
+        )
+        return self.server(server_id)
+
+    def guest_lines(self, server_id: str) -> list[str]:
+        console = self.hypervisor.console_output(server_id)
+        return [line for line in console.splitlines() if "bootvol-guest serial=" in line]
+
+    def wait_boots(self, server_id: str, count: int) -> list[str]:
+        self.wait(lambda: len(self.guest_lines(server_id)) >= count, f"boot {count}")
+        return self.guest_lines(server_id)
+
+
+@pytest.fixture
+def cloud(estate: Estate, guest_image: tuple[Path, str], tmp_path: Path) -> Iterator[Cloud]:
+    raw, expected = guest_image
+    for flexvol in estate.flexvols.values():
+        reachable_by_qemu(flexvol)
+    image = estate.app.images.create_from_file(ImageCreate(name="guest", disk_format="raw"), raw)
+    made = Cloud(estate, image.id, expected, tmp_path / "consoles")
+    yield made
+    made.host.stop()
+    for domain in made.hypervisor.domains():
+        if made.app.servers.get_by_id(domain.server_id) is not None:
+            made.hypervisor.undefine(domain.server_id)
+
+
+def test_a_server_boots_from_its_volume_and_the_next_one_clones(cloud: Cloud) -> None:
+    first = cloud.create()
+    server = cloud.wait_status(first, ServerStatus.ACTIVE)
+    assert server.root_volume_id is not None
+    (line,) = cloud.wait_boots(first, 1)
+    # virtio-blk carries 20 bytes of serial (VIRTIO_BLK_ID_BYTES): the volume id's first 20.
+    serial = server.root_volume_id[:20]
+    assert line.strip() == f"bootvol-guest serial={serial} sha256={cloud.expected}"
+    assert server.build is not None and server.build["volume"]["path"] == "direct-clone"
+    cloud.wait(lambda: "guest_line_s" in (cloud.server(first).build or {}), "the guest line")
+    # The image is raw on the image store; on another FlexVol it is copied once, then cached.
+    second = cloud.app.servers.accept(
+        ServerCreate(
+            name="vm2",
+            flavor="m1.tiny",
+            boot_volume=BootVolume(BootSource.IMAGE, cloud.image, 1, delete_on_termination=True),
+        ),
+        caller=cloud.caller,
+    )
+    assert cloud.wait_status(second.id, ServerStatus.ACTIVE).build is not None
+    volume = cloud.app.volumes.get(cloud.server(second.id).root_volume_id or "")
+    assert volume.status == VolumeStatus.AVAILABLE
+
+
+def test_stop_start_and_reboot_keep_the_disk(cloud: Cloud) -> None:
+    server_id = cloud.create()
+    cloud.wait_status(server_id, ServerStatus.ACTIVE)
+    cloud.wait_boots(server_id, 1)
+    servers = cloud.app.servers
+    servers.begin_task(
+        server_id, task=TaskState.POWERING_OFF, allowed=(ServerStatus.ACTIVE,), caller=cloud.caller
+    )
+    cloud.wait_status(server_id, ServerStatus.SHUTOFF)
+    assert cloud.hypervisor.state(server_id) is PowerState.SHUTOFF
+    servers.begin_task(
+        server_id, task=TaskState.POWERING_ON, allowed=(ServerStatus.SHUTOFF,), caller=cloud.caller
+    )
+    cloud.wait_status(server_id, ServerStatus.ACTIVE)
+    cloud.wait_boots(server_id, 2)
+    servers.begin_task(
+        server_id,
+        task=TaskState.REBOOTING_HARD,
+        allowed=(ServerStatus.ACTIVE,),
+        caller=cloud.caller,
+    )
+    lines = cloud.wait_boots(server_id, 3)
+    assert len(set(line.strip() for line in lines)) == 1  # same volume, same content
+
+
+def test_a_killed_qemu_shows_shutoff_and_a_restart_adopts_running_servers(cloud: Cloud) -> None:
+    killed, kept = cloud.create(), cloud.create()
+    for server_id in (killed, kept):
+        cloud.wait_status(server_id, ServerStatus.ACTIVE)
+        cloud.wait_boots(server_id, 1)
+    pid_file = Path(f"/run/libvirt/qemu/bootvol-{killed}.pid")
+    os.kill(int(pid_file.read_text()), signal.SIGKILL)
+    cloud.wait_status(killed, ServerStatus.SHUTOFF)
+    # bootvol stops; its domains do not. A new process adopts them.
+    cloud.host.stop()
+    assert cloud.hypervisor.state(kept) is PowerState.RUNNING
+    cloud.host = cloud.start_host()
+    assert cloud.server(kept).status == ServerStatus.ACTIVE
+    assert cloud.server(killed).status == ServerStatus.SHUTOFF
+
+
+def test_delete_with_and_without_delete_on_termination(cloud: Cloud) -> None:
+    owned = cloud.create()
+    request = VolumeCreate(image=cloud.image, size_gib=1, name="keep")
+    accepted = cloud.app.volumes.accept(request, caller=cloud.caller, claimant=this_process())
+    volume = cloud.app.volumes.provisioner.provision(accepted.id)
+    borrowed = cloud.create(volume=volume.id)
+    for server_id in (owned, borrowed):
+        cloud.wait_status(server_id, ServerStatus.ACTIVE)
+    owned_volume = cloud.app.volumes.get(cloud.server(owned).root_volume_id or "")
+    for server_id in (owned, borrowed):
+        cloud.app.servers.request_delete(server_id, caller=cloud.caller)
+    cloud.wait(
+        lambda: (
+            cloud.app.servers.get_by_id(owned) is None
+            and cloud.app.servers.get_by_id(borrowed) is None
+        ),
+        "the deletes",
+    )
+    for server_id in (owned, borrowed):
+        assert cloud.hypervisor.state(server_id) is PowerState.MISSING
+        assert not cloud.hypervisor.console_log(server_id).exists()
+    assert not Path(owned_volume.file or "").exists()
+    assert cloud.app.volumes.get(volume.id).status == VolumeStatus.AVAILABLE
+
+
+def test_a_guest_that_fails_to_start_leaves_no_domain_and_no_volume(cloud: Cloud) -> None:
+    admin = Caller(project_id=None, is_admin=True)
+    # The pc machine takes at most 255 vCPUs: libvirt refuses the domain.
+    cloud.app.flavors.create(FlavorCreate(name="huge", vcpus=300, ram_mib=128), caller=admin)
+    cloud.app.identity.set_quotas(cloud.caller.project_id or "", cores=-1)
+    server_id = cloud.create(flavor="huge")
+    server = cloud.wait_status(server_id, ServerStatus.ERROR)
+    assert server.fault_code == 500 and "limit 255" in (server.fault_message or "")
+    assert cloud.hypervisor.state(server_id) is PowerState.MISSING
+    assert server.root_volume_id is not None
+    assert cloud.app.volumes.list() == []  # the volume made for it went with it
