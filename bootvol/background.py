@@ -4,17 +4,24 @@ compute host that runs the servers scheduled to this machine."""
 
 from __future__ import annotations
 
-from bootvol.compute.host import ComputeHost, open_compute_host
+from typing import TYPE_CHECKING
+
 from bootvol.runtime import Bootvol
 from bootvol.volumes.worker import BackgroundWork
+
+if TYPE_CHECKING:
+    from bootvol.compute.host import ComputeHost
 
 
 class Background:
     def __init__(self, app: Bootvol, *, threads: int) -> None:
         self._volumes = BackgroundWork(app.volumes, app.sessions, threads=threads)
-        self._compute: ComputeHost | None = (
-            open_compute_host(app.servers, app.settings) if app.settings.compute.enabled else None
-        )
+        self._compute: ComputeHost | None = None
+        if app.settings.compute.enabled:
+            # Only a compute host loads libvirt: volume workers run where it is not installed.
+            from bootvol.compute.host import open_compute_host
+
+            self._compute = open_compute_host(app.servers, app.settings)
 
     def start(self) -> None:
         self._volumes.start()

@@ -86,6 +86,7 @@ class ComputeHost:
         self._stop = threading.Event()
         self._wakeup = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="compute-host", daemon=True)
+        self._heartbeat = threading.Thread(target=self._beat, name="compute-beat", daemon=True)
 
     # process lifecycle ---------------------------------------------------------------------
     def start(self) -> None:
@@ -99,6 +100,7 @@ class ComputeHost:
         self._recover()
         self._servers.on_accept.append(self._accepted)
         self._thread.start()
+        self._heartbeat.start()
         log.info("compute host %s: running servers (%s)", self.name, self._hypervisor.accel)
 
     def stop(self) -> None:
@@ -108,6 +110,7 @@ class ComputeHost:
         if self._accepted in self._servers.on_accept:
             self._servers.on_accept.remove(self._accepted)
         self._thread.join(60)
+        self._heartbeat.join(60)
 
     def _accepted(self, host: str) -> None:
         if host == self.name:
@@ -116,21 +119,22 @@ class ComputeHost:
     def _recover(self) -> None:
         for server in self._mine():
             if server.status == ServerStatus.BUILD:
+                # Whether the dead build had taken its volume: in-use, and no other server
+                # boots from it.
+                holds = server.root_volume_id is not None and (
+                    self._servers.users_of(server.root_volume_id) == [server.id]
+                )
                 self._fail(
                     server,
                     "the compute host restarted while building this server; delete it and "
                     "create it again",
+                    holds_volume=holds,
                 )
         self.sync_power_states()
 
     # the loop ------------------------------------------------------------------------------
     def _loop(self) -> None:
-        last_beat = 0.0
         while not self._stop.is_set():
-            now = time.monotonic()
-            if now - last_beat >= self._settings.heartbeat_seconds:
-                self._servers.hosts.heartbeat(self.name)
-                last_beat = now
             try:
                 for server in self._mine():
                     self._handle(server)
@@ -139,6 +143,14 @@ class ComputeHost:
                 log.exception("compute host %s: a round of work failed", self.name)
             self._wakeup.wait(self._settings.poll_seconds)
             self._wakeup.clear()
+
+    def _beat(self) -> None:
+        # Its own thread: a long build (a large download) must not make the host look down.
+        while not self._stop.wait(self._settings.heartbeat_seconds):
+            try:
+                self._servers.hosts.heartbeat(self.name)
+            except Exception:
+                log.exception("compute host %s: heartbeat failed", self.name)
 
     def _mine(self) -> list[ServerRecord]:
         return self._servers.on_host(self.name)
@@ -179,8 +191,11 @@ class ComputeHost:
     def build(self, server: ServerRecord) -> None:
         started = time.perf_counter()
         build: dict[str, object] = {}
+        holds_volume = False
         try:
             volume_id = self._boot_volume(server, build)
+            self._volumes.mark_in_use(volume_id)
+            holds_volume = True
             volume = self._volumes.get(volume_id)
             self._servers.set_state(
                 server.id, status=ServerStatus.BUILD, task_state=TaskState.SPAWNING
@@ -201,7 +216,7 @@ class ComputeHost:
             )
             build["domain_start_s"] = round(time.perf_counter() - spawn_started, 6)
         except BootvolError as exc:
-            self._fail(server, exc.message)
+            self._fail(server, exc.message, holds_volume=holds_volume)
             return
         build["request_to_active_s"] = round(time.perf_counter() - started, 6)
         self._servers.finish_build(server.id, build=build)
@@ -252,12 +267,14 @@ class ComputeHost:
                 return
             time.sleep(0.05)
 
-    def _fail(self, server: ServerRecord, message: str) -> None:
+    def _fail(self, server: ServerRecord, message: str, *, holds_volume: bool = False) -> None:
+        """End a build in ERROR: no domain; the volume let go of if this build made it or
+        took it (a volume another server uses is not this one's to release)."""
         log.error("server %s failed: %s", server.id, message)
         self._hypervisor.undefine(server.id)
         current = self._servers.get_by_id(server.id)
-        if current is not None and current.image_id and current.root_volume_id:
-            self._delete_volume_if_owned(current)
+        if current is not None and (holds_volume or current.image_id is not None):
+            self._let_go_of_volume(current)
         self._servers.set_state(
             server.id,
             status=ServerStatus.ERROR,
@@ -269,12 +286,16 @@ class ComputeHost:
     def delete(self, server: ServerRecord) -> None:
         self._hypervisor.undefine(server.id)
         if server.root_volume_id is not None:
-            self._delete_volume_if_owned(server)
+            self._let_go_of_volume(server)
         self._servers.forget(server.id)
         log.info("server %s deleted", server.id)
 
-    def _delete_volume_if_owned(self, server: ServerRecord) -> None:
-        if not server.delete_on_termination or server.root_volume_id is None:
+    def _let_go_of_volume(self, server: ServerRecord) -> None:
+        """Release the server's volume; delete it too when the server owns it."""
+        if server.root_volume_id is None:
+            return
+        self._volumes.release(server.root_volume_id)
+        if not server.delete_on_termination:
             return
         try:
             self._volumes.delete(server.root_volume_id)

@@ -312,6 +312,15 @@ class ServerService:
         with self._sessions() as session:
             return list(session.scalars(select(ServerRecord).where(ServerRecord.host == host)))
 
+    def users_of(self, volume_id: str) -> list[str]:
+        """The servers that boot from ``volume_id``."""
+        with self._sessions() as session:
+            return list(
+                session.scalars(
+                    select(ServerRecord.id).where(ServerRecord.root_volume_id == volume_id)
+                )
+            )
+
     def get_by_id(self, server_id: str) -> ServerRecord | None:
         return self._records.get_by_id(server_id)
 

@@ -69,6 +69,7 @@ class VolumeStatus(enum.StrEnum):
     DOWNLOADING = "downloading"
     AVAILABLE = "available"
     EXTENDING = "extending"
+    IN_USE = "in-use"  # a server boots from it (Cinder's status for an attached volume)
     ERROR = "error"
 
 

@@ -351,6 +351,28 @@ class VolumeService:
             raise
         return self._records.update(record.id, status=VolumeStatus.AVAILABLE)
 
+    def mark_in_use(self, volume_id: str) -> None:
+        """A server now uses the volume: ``in-use``, which neither deletes nor extends.
+        Conflict when it is no longer available (taken meanwhile, or deleted)."""
+        if not self._set_status(volume_id, VolumeStatus.AVAILABLE, VolumeStatus.IN_USE):
+            raise Conflict(f"volume {volume_id} is no longer available; a server cannot use it")
+
+    def release(self, volume_id: str) -> None:
+        """The server that used the volume is gone: ``available`` again."""
+        self._set_status(volume_id, VolumeStatus.IN_USE, VolumeStatus.AVAILABLE)
+
+    def _set_status(self, volume_id: str, current: VolumeStatus, new: VolumeStatus) -> bool:
+        with self._sessions.begin() as session:
+            return (
+                session.execute(
+                    update(VolumeRecord)
+                    .where(VolumeRecord.id == volume_id, VolumeRecord.status == current)
+                    .values(status=new)
+                    .execution_options(synchronize_session=False)
+                ).rowcount
+                == 1
+            )
+
     def _visible(self, ref: str, caller: Caller) -> VolumeRecord:
         if caller.is_operator:
             return self._records.get(ref)

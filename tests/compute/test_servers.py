@@ -24,6 +24,7 @@ from bootvol.compute.hypervisor import Accel, Hypervisor, PowerState
 from bootvol.compute.service import BootSource, BootVolume, ServerCreate
 from bootvol.config import ComputeSettings
 from bootvol.db.models import ServerRecord, ServerStatus, TaskState, VolumeStatus
+from bootvol.errors import Conflict, InvalidRequest
 from bootvol.images.service import ImageCreate
 from bootvol.volumes.claims import this_process
 from bootvol.volumes.service import VolumeCreate
@@ -127,7 +128,7 @@ def cloud(estate: Estate, guest_image: tuple[Path, str], tmp_path: Path) -> Iter
             made.hypervisor.undefine(domain.server_id)
 
 
-def test_a_server_boots_from_its_volume_and_the_next_one_clones(cloud: Cloud) -> None:
+def test_servers_boot_from_volumes_cut_from_their_image(cloud: Cloud) -> None:
     first = cloud.create()
     server = cloud.wait_status(first, ServerStatus.ACTIVE)
     assert server.root_volume_id is not None
@@ -137,7 +138,8 @@ def test_a_server_boots_from_its_volume_and_the_next_one_clones(cloud: Cloud) ->
     assert line.strip() == f"bootvol-guest serial={serial} sha256={cloud.expected}"
     assert server.build is not None and server.build["volume"]["path"] == "direct-clone"
     cloud.wait(lambda: "guest_line_s" in (cloud.server(first).build or {}), "the guest line")
-    # The image is raw on the image store; on another FlexVol it is copied once, then cached.
+    # The raw image lives on the image store, which also holds volumes: each boot volume is a
+    # clone of the image file there, and each server is on its own volume.
     second = cloud.app.servers.accept(
         ServerCreate(
             name="vm2",
@@ -146,9 +148,11 @@ def test_a_server_boots_from_its_volume_and_the_next_one_clones(cloud: Cloud) ->
         ),
         caller=cloud.caller,
     )
-    assert cloud.wait_status(second.id, ServerStatus.ACTIVE).build is not None
-    volume = cloud.app.volumes.get(cloud.server(second.id).root_volume_id or "")
-    assert volume.status == VolumeStatus.AVAILABLE
+    built = cloud.wait_status(second.id, ServerStatus.ACTIVE)
+    assert built.build is not None and built.build["volume"]["path"] == "direct-clone"
+    assert built.root_volume_id != server.root_volume_id
+    volume = cloud.app.volumes.get(built.root_volume_id or "")
+    assert volume.status == VolumeStatus.IN_USE  # the server boots from it
 
 
 def test_stop_start_and_reboot_keep_the_disk(cloud: Cloud) -> None:
@@ -201,6 +205,12 @@ def test_delete_with_and_without_delete_on_termination(cloud: Cloud) -> None:
     for server_id in (owned, borrowed):
         cloud.wait_status(server_id, ServerStatus.ACTIVE)
     owned_volume = cloud.app.volumes.get(cloud.server(owned).root_volume_id or "")
+    # A volume a server boots from is in use: it is neither deleted nor given to another.
+    assert cloud.app.volumes.get(volume.id).status == VolumeStatus.IN_USE
+    with pytest.raises(Conflict, match="must be available or error"):
+        cloud.app.volumes.delete(volume.id)
+    with pytest.raises(InvalidRequest, match="only an available volume boots"):
+        cloud.create(volume=volume.id)
     for server_id in (owned, borrowed):
         cloud.app.servers.request_delete(server_id, caller=cloud.caller)
     cloud.wait(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import signal
 import subprocess
 import threading
@@ -47,13 +48,19 @@ def workers(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[str]]]:
     """start(estate, wrapper=[...]) → a running `bootvol worker` process, stopped at the end."""
     started: list[subprocess.Popen[str]] = []
 
-    def start(estate: Estate, *, wrapper: tuple[str, ...] = ()) -> subprocess.Popen[str]:
+    def start(
+        estate: Estate, *, wrapper: tuple[str, ...] = (), path_first: Path | None = None
+    ) -> subprocess.Popen[str]:
         log = tmp_path / f"worker-{len(started)}.log"
+        env = dict(os.environ)
+        if path_first is not None:  # commands found there first (a qemu-img that holds)
+            env["PATH"] = f"{path_first}:{env['PATH']}"
         process = subprocess.Popen(
             [*wrapper, *estate.command("worker", "--threads", "2")],
             stdout=subprocess.DEVNULL,
             stderr=log.open("w"),
             text=True,
+            env=env,
         )
         started.append(process)
         deadline = time.monotonic() + 30
@@ -182,6 +189,26 @@ def held_at(syscall: str, *, from_call: int) -> tuple[str, ...]:
     return ("strace", "-f", "-qq", "-o", "/dev/null", "-e", inject)
 
 
+def holding_qemu_img(folder: Path) -> Path:
+    """A folder with a ``qemu-img`` that runs the real one, except that ``convert`` is held
+    in the kernel at its first write (strace delay injection, an hour), once it has created
+    its output. It dies with its parent, as bootvol's own qemu-img children do."""
+    real = shutil.which("qemu-img")
+    assert real is not None
+    folder.mkdir()
+    shim = folder / "qemu-img"
+    shim.write_text(
+        "#!/bin/sh\n"
+        'if [ "$1" = convert ]; then\n'
+        "  exec strace -f -qq -o /dev/null -e inject=pwrite64:delay_enter=3600s:when=1+ "
+        f'setpriv --pdeathsig KILL {real} "$@"\n'
+        "fi\n"
+        f'exec {real} "$@"\n'
+    )
+    shim.chmod(0o755)
+    return folder
+
+
 def data_bytes(path: Path) -> int:
     """Bytes allocated to ``path`` (XFS counts delayed allocations, so page-cache writes show)."""
     try:
@@ -193,16 +220,17 @@ def data_bytes(path: Path) -> int:
 @BOTH_DATABASES
 @pytest.mark.parametrize("stage", ["download", "copy-offload", "conversion"])
 def test_killed_worker_is_taken_over_and_leaves_nothing_half_made(
-    make_estate, workers, stage: str
+    make_estate, workers, stage: str, tmp_path: Path
 ) -> None:
     """Each stage holds its worker mid-operation until the test kills it: the download at
     half the image (the source sends no more until resumed), the copy offload after two of
     its eight 1 MiB sendfile segments, the conversion once qemu-img has created its output
-    and before it writes (its first fstatfs, on opening that output for direct I/O)."""
+    and before it writes."""
     estate = make_estate(extra=WORKERS)
     with FaultyServer(estate.workdir) as server:
         vol_a = estate.app.topology.get("vol_a")
         wrapper: tuple[str, ...] = ()
+        path_first = None
         if stage == "download":
             image, expected = remote_image(estate, server)
             server.mode = "hold"
@@ -218,7 +246,7 @@ def test_killed_worker_is_taken_over_and_leaves_nothing_half_made(
             if stage == "copy-offload":
                 wrapper = held_at("sendfile", from_call=3)
             else:
-                wrapper = held_at("fstatfs", from_call=1)
+                path_first = holding_qemu_img(tmp_path / "holding")
 
         def at_hold_point() -> bool:
             scratch = scratch_files(estate, "vol_a")
@@ -228,13 +256,14 @@ def test_killed_worker_is_taken_over_and_leaves_nothing_half_made(
                 return any(data_bytes(p) >= 2 * MiB for p in scratch)
             return any(p.suffix != ".qcow2" for p in scratch)  # qemu-img's output exists
 
-        first = workers(estate, wrapper=wrapper)
+        first = workers(estate, wrapper=wrapper, path_first=path_first)
         volume_id = accept(estate, image, flexvol="vol_a")
         wait_until(at_hold_point, timeout=60, what=f"the worker's hold point in the {stage}")
         second = workers(estate)  # another node's worker: it must wait for the lease
         kill_holder(estate.app.volumes.get(volume_id))
         killed_at = time.monotonic()
-        # A thread held by strace dies only once its tracer lets go of it: end strace too.
+        # A thread held by strace dies only once its tracer lets go of it: end the strace
+        # that wraps the copy-offload worker too.
         first.kill()
         first.wait(30)
         # Nothing half-made is visible under a cache name, now or later.
