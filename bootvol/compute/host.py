@@ -27,6 +27,7 @@ synced again every ``poll_seconds``.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 import socket
@@ -45,7 +46,14 @@ from bootvol.compute.hypervisor import (
 )
 from bootvol.compute.service import Fault, ServerService
 from bootvol.config import ComputeSettings, Settings
-from bootvol.db.models import ServerRecord, ServerStatus, TaskState, VolumeStatus
+from bootvol.db.models import (
+    ServerRecord,
+    ServerStatus,
+    TaskState,
+    VolumeStatus,
+    as_utc,
+    utcnow,
+)
 from bootvol.errors import BootvolError
 from bootvol.volumes.claims import this_process
 from bootvol.volumes.service import VolumeCreate
@@ -175,9 +183,9 @@ class ComputeHost:
 
     def _power(self, server: ServerRecord) -> None:
         if server.task_state == TaskState.POWERING_OFF:
-            self._hypervisor.shutdown(
-                server.id, timeout=self._settings.shutdown_timeout_seconds
-            ) or self._hypervisor.destroy(server.id)
+            timeout = self._settings.shutdown_timeout_seconds
+            if not self._hypervisor.shutdown(server.id, timeout=timeout):
+                self._hypervisor.destroy(server.id)  # Nova too pulls the plug after its wait
             self._servers.set_state(server.id, status=ServerStatus.SHUTOFF, task_state=None)
         elif server.task_state == TaskState.POWERING_ON:
             self._hypervisor.start(server.id)
@@ -189,7 +197,6 @@ class ComputeHost:
 
     # building ------------------------------------------------------------------------------
     def build(self, server: ServerRecord) -> None:
-        started = time.perf_counter()
         build: dict[str, object] = {}
         holds_volume = False
         try:
@@ -218,12 +225,12 @@ class ComputeHost:
         except BootvolError as exc:
             self._fail(server, exc.message, holds_volume=holds_volume)
             return
-        build["request_to_active_s"] = round(time.perf_counter() - started, 6)
+        build["request_to_active_s"] = _since(server.created_at)
         self._servers.finish_build(server.id, build=build)
         log.info("server %s active on %s: %s", server.id, self.name, build)
         threading.Thread(
             target=self._await_guest_line,
-            args=(server.id, started, build),
+            args=(server, build),
             name=f"guest-line-{server.id[:8]}",
             daemon=True,
         ).start()
@@ -258,12 +265,14 @@ class ComputeHost:
             )
         return volume.id
 
-    def _await_guest_line(self, server_id: str, started: float, build: dict[str, object]) -> None:
+    def _await_guest_line(self, server: ServerRecord, build: dict[str, object]) -> None:
+        """Add the time from the request to the guest's first console line to the build
+        record (any line the guest prints; bootvol's guest image prints "bootvol-guest")."""
         deadline = time.monotonic() + GUEST_LINE_TIMEOUT_SECONDS
         while time.monotonic() < deadline and not self._stop.is_set():
-            if "bootvol-guest" in self._hypervisor.console_output(server_id):
-                build["guest_line_s"] = round(time.perf_counter() - started, 6)
-                self._servers.record_build(server_id, build)
+            if "bootvol-guest" in self._hypervisor.console_output(server.id):
+                build["guest_line_s"] = _since(server.created_at)
+                self._servers.record_build(server.id, build)
                 return
             time.sleep(0.05)
 
@@ -321,3 +330,8 @@ def open_compute_host(servers: ServerService, settings: Settings) -> ComputeHost
     accel = probe_acceleration(compute.accel, uri=compute.libvirt_uri, console_dir=console_dir)
     hypervisor = Hypervisor(uri=compute.libvirt_uri, console_dir=console_dir, accel=accel)
     return ComputeHost(servers=servers, hypervisor=hypervisor, settings=compute)
+
+
+def _since(moment: dt.datetime) -> float:
+    """Seconds from a stored time (the server's request) until now."""
+    return round((utcnow() - as_utc(moment)).total_seconds(), 6)

@@ -1,13 +1,12 @@
 """A project's compute quotas (Nova's ``instances``, ``cores``, ``ram``), checked in one place.
 
-As for volumes (bootvol.volumes.quota), the check and the insert that uses the room run in
-one transaction with the project's row locked, one at a time within this process. Nova
-answers a server create over quota with 403 and "Quota exceeded for …".
+As for volumes, the check and the insert that uses the room share one transaction with the
+project's row locked (bootvol.db.quota_lock). Nova answers a server create over quota with
+403 and "Quota exceeded for …".
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bootvol.db.models import ProjectRecord, ServerRecord
+from bootvol.db.quota_lock import QuotaLock
 from bootvol.db.session import SessionFactory
 from bootvol.errors import QuotaExceeded
 
@@ -30,7 +30,7 @@ class ComputeUsage:
 class ComputeQuota:
     def __init__(self, sessions: SessionFactory) -> None:
         self._sessions = sessions
-        self._lock = threading.Lock()
+        self._lock = QuotaLock(sessions)
 
     def usage(self, project_id: str) -> ComputeUsage:
         with self._sessions() as session:
@@ -40,13 +40,9 @@ class ComputeQuota:
     def room_for(self, project_id: str | None, *, cores: int, ram_mib: int) -> Iterator[Session]:
         """A transaction in which ``project_id`` has room for one more instance of ``cores``
         vCPUs and ``ram_mib`` MiB; the caller adds the server in that session."""
-        with self._lock, self._sessions.begin() as session:
-            if project_id is not None:
-                project = session.scalars(
-                    select(ProjectRecord).where(ProjectRecord.id == project_id).with_for_update()
-                ).first()
-                if project is not None:
-                    _check(project, _usage(session, project_id), cores=cores, ram_mib=ram_mib)
+        with self._lock.project(project_id) as (session, project):
+            if project is not None:
+                _check(project, _usage(session, project.id), cores=cores, ram_mib=ram_mib)
             yield session
 
 

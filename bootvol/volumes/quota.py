@@ -1,14 +1,12 @@
 """A project's volume quotas (Cinder's ``volumes`` and ``gigabytes``), checked in one place.
 
 Creating a volume and extending one both ask ``VolumeQuota`` for room. The check and the
-write that uses the room happen in one transaction, with the project's row locked (``FOR
-UPDATE`` on PostgreSQL; SQLite has one writer at a time), and one at a time within this
-process, so that two requests cannot both take the last of a quota.
+write that uses the room share one transaction with the project's row locked
+(bootvol.db.quota_lock), so that two requests cannot both take the last of a quota.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -17,6 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bootvol.db.models import ProjectRecord, VolumeRecord
+from bootvol.db.quota_lock import QuotaLock
 from bootvol.db.session import SessionFactory
 from bootvol.errors import QuotaExceeded
 
@@ -30,7 +29,7 @@ class Usage:
 class VolumeQuota:
     def __init__(self, sessions: SessionFactory) -> None:
         self._sessions = sessions
-        self._lock = threading.Lock()
+        self._lock = QuotaLock(sessions)
 
     def usage(self, project_id: str) -> Usage:
         with self._sessions() as session:
@@ -44,13 +43,9 @@ class VolumeQuota:
         ``gigabytes`` more GiB; the caller writes what uses it in that session. Raises
         QuotaExceeded (Cinder's messages) when it has not. Volumes of no project (the
         operator's) count against nothing."""
-        with self._lock, self._sessions.begin() as session:
-            if project_id is not None:
-                project = session.scalars(
-                    select(ProjectRecord).where(ProjectRecord.id == project_id).with_for_update()
-                ).first()
-                if project is not None:
-                    _check(project, _usage(session, project_id), volumes, gigabytes)
+        with self._lock.project(project_id) as (session, project):
+            if project is not None:
+                _check(project, _usage(session, project.id), volumes, gigabytes)
             yield session
 
 
