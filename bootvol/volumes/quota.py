@@ -45,7 +45,7 @@ class VolumeQuota:
         operator's) count against nothing."""
         with self._lock.project(project_id) as (session, project):
             if project is not None:
-                _check(project, _usage(session, project.id), volumes, gigabytes)
+                _check(project, _usage(session, project.id), volumes=volumes, gigabytes=gigabytes)
             yield session
 
 
@@ -58,7 +58,7 @@ def _usage(session: Session, project_id: str) -> Usage:
     return Usage(volumes=int(count), gigabytes=int(gigabytes))
 
 
-def _check(project: ProjectRecord, usage: Usage, volumes: int, gigabytes: int) -> None:
+def _check(project: ProjectRecord, usage: Usage, *, volumes: int, gigabytes: int) -> None:
     """Cinder's quota errors (VolumeLimitExceeded, VolumeSizeExceedsAvailableQuota)."""
     if project.quota_volumes >= 0 and usage.volumes + volumes > project.quota_volumes:
         raise QuotaExceeded(

@@ -43,7 +43,7 @@ def clone_volume(
     record = ProvisioningRecord(source=f"volume {source_id}")
     kinds = clone_kinds(target.flexvol, clone_method, record, overlay_allowed=False)
     target.check_claim()
-    cut(source_file, target, record, kinds)
+    cut(source_file, target, record, kinds=kinds)
     try:
         if source_format is FileFormat.QCOW2:
             _own_backing_file(source_file, target, record)

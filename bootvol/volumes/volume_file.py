@@ -89,7 +89,7 @@ def clone_kinds(
 
 
 def cut(
-    source: Path, target: VolumeTarget, record: ProvisioningRecord, kinds: list[CloneKind]
+    source: Path, target: VolumeTarget, record: ProvisioningRecord, *, kinds: list[CloneKind]
 ) -> FileFormat:
     """Make ``target``'s file from ``source`` by the first of ``kinds`` that works; return the
     file's format. A kind that fails leaves nothing behind and is recorded as skipped."""

@@ -357,4 +357,4 @@ class Workflow:
             )
         target.check_claim()
         kinds = clone_kinds(target.flexvol, self.clone_method, record, overlay_allowed=True)
-        return cut(source_file, target, record, kinds)
+        return cut(source_file, target, record, kinds=kinds)
