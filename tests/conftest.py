@@ -23,6 +23,7 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
+import subprocess
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -35,7 +36,9 @@ from bootvol.bench.loopback import FsKind, mounted_filesystem
 from bootvol.runtime import open_bootvol
 
 from .postgres import PostgresServer, postgres_server
-from .support import Estate, require_loopback, write_config
+from .support import Estate, require_libvirt, require_loopback, write_config
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")
@@ -140,3 +143,12 @@ def make_estate(
 @pytest.fixture
 def estate(make_estate: Callable[..., Estate]) -> Estate:
     return make_estate()
+
+
+@pytest.fixture(scope="session")
+def guest_image(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """The guest image (raw) and the checksum its guest prints."""
+    require_libvirt()
+    path = tmp_path_factory.mktemp("guest") / "guest.raw"
+    subprocess.run([str(ROOT / "scripts" / "guest-image"), str(path)], check=True)
+    return path, path.with_name("guest.raw.sha256").read_text().strip()

@@ -155,3 +155,13 @@ def openstack_cli(clouds: Path, *args: str, check: bool = True) -> subprocess.Co
     if check and result.returncode != 0:
         raise AssertionError(f"openstack {' '.join(args)} failed:\n{result.stderr}")
     return result
+
+
+def reachable_by_qemu(folder: Path) -> None:
+    """libvirt runs QEMU as its own user: it must traverse the folders down to a volume
+    file (libvirt gives it the file itself). The tests' mounts live in 0700 temp folders."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for parent in (folder, *folder.parents):
+        mode = parent.stat().st_mode
+        if not mode & 0o001:
+            parent.chmod(mode | 0o001)

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import PlainTextResponse
 
-from bootvol.api import errors, identity, image, microversion, volume
+from bootvol.api import compute, errors, identity, image, microversion, volume
 from bootvol.errors import BootvolError
 from bootvol.metrics import CONTENT_TYPE
 from bootvol.runtime import Bootvol
@@ -33,6 +33,7 @@ def create_app(bootvol: Bootvol, *, public_url: str | None = None) -> FastAPI:
     app.include_router(identity.router)
     app.include_router(image.router)
     app.include_router(volume.router)
+    app.include_router(compute.router)
 
     @app.get("/metrics", response_class=PlainTextResponse, tags=["metrics"])
     def metrics() -> Response:
@@ -43,6 +44,17 @@ def create_app(bootvol: Bootvol, *, public_url: str | None = None) -> FastAPI:
     async def request_id(request: Request, call_next: Handler) -> Response:
         response = await call_next(request)
         response.headers["x-openstack-request-id"] = f"req-{uuid.uuid4()}"
+        return response
+
+    @app.middleware("http")
+    async def compute_microversion(request: Request, call_next: Handler) -> Response:
+        # Nova echoes the microversion a request asked for (2.1 when none) in both headers.
+        response = await call_next(request)
+        if request.url.path.startswith("/compute/v2.1"):
+            asked = compute.requested_version(request.headers)
+            response.headers["OpenStack-API-Version"] = f"compute {asked}"
+            response.headers["X-OpenStack-Nova-API-Version"] = asked
+            response.headers["Vary"] = "OpenStack-API-Version, X-OpenStack-Nova-API-Version"
         return response
 
     @app.middleware("http")

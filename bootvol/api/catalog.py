@@ -28,8 +28,13 @@ def volume_url(base: str, project_id: str) -> str:
     return f"{base}/volume/v3/{project_id}"
 
 
+def compute_url(base: str) -> str:
+    return f"{base}/compute/v2.1"
+
+
 def catalog(base: str, project_id: str) -> list[CatalogEntry]:
     services = (
+        ("compute", "nova", compute_url(base)),
         ("identity", "keystone", identity_url(base)),
         ("image", "glance", image_url(base)),
         ("block-storage", "cinder", volume_url(base, project_id)),

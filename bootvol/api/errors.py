@@ -14,7 +14,7 @@ Status codes, where the services differ, follow each one's reference:
       UnsupportedMediaType  415 badMediaType
     Conflict                409 conflictingRequest; 400 badRequest in the volume API, where
                             Cinder reports a state that forbids an action as invalid input
-    QuotaExceeded           413 overLimit
+    QuotaExceeded           413 overLimit; 403 forbidden in the compute API (as Nova)
     InsufficientSpace       413 in the image API (Glance: storage full), else 400
     Forbidden               403 forbidden
     Unauthorized            401 (with WWW-Authenticate)
@@ -92,7 +92,7 @@ def status_for(exc: BootvolError, path: str) -> int:
     if isinstance(exc, Conflict):
         return 400 if volume_api else 409
     if isinstance(exc, QuotaExceeded):
-        return 413
+        return 403 if path.startswith("/compute") else 413  # Nova: 403 "Quota exceeded for …"
     if isinstance(exc, InsufficientSpace):
         return 413 if path.startswith("/image") else 400
     return 500

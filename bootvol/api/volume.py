@@ -280,6 +280,27 @@ def volume_action(
     return Response(status_code=202)
 
 
+@router.get("/v3/{project_id}/limits")
+def limits(bootvol: AppDep, caller: ProjectCaller) -> dict[str, Any]:
+    """Cinder's absolute limits: the project's quotas and what it uses of them."""
+    project = bootvol.identity.get_project(caller.project_id or "")
+    usage = bootvol.volumes.usage(project.id)
+    absolute = {
+        "maxTotalVolumes": project.quota_volumes,
+        "maxTotalVolumeGigabytes": project.quota_gigabytes,
+        "totalVolumesUsed": usage.volumes,
+        "totalGigabytesUsed": usage.gigabytes,
+        # No snapshots or backups in bootvol: none allowed, none used.
+        "maxTotalSnapshots": 0,
+        "totalSnapshotsUsed": 0,
+        "maxTotalBackups": 0,
+        "totalBackupsUsed": 0,
+        "maxTotalBackupGigabytes": 0,
+        "totalBackupGigabytesUsed": 0,
+    }
+    return {"limits": {"rate": [], "absolute": absolute}}
+
+
 @router.get("/v3/{project_id}/os-quota-sets/{target_project_id}", response_model=QuotaSetResponse)
 def show_quotas(
     target_project_id: str,

@@ -67,6 +67,13 @@ class FlavorService:
         except NotFound:
             raise NotFound(f"Flavor {ref} could not be found.") from None
 
+    def get_by_id(self, flavor_id: str) -> FlavorRecord:
+        """By id only (Nova's GET /flavors/{id}; clients then look names up in the list)."""
+        record = self._records.get_by_id(flavor_id)
+        if record is None:
+            raise NotFound(f"Flavor {flavor_id} could not be found.")
+        return record
+
     def create(self, request: FlavorCreate, *, caller: Caller) -> FlavorRecord:
         _admin_only(caller, "create")
         _validate(request)

@@ -326,7 +326,7 @@ class ComputeHost:
 def open_compute_host(servers: ServerService, settings: Settings) -> ComputeHost:
     """The compute host of this process, on the acceleration ``[compute] accel`` gives."""
     compute = settings.compute
-    console_dir = compute.console_dir or settings.data_dir / "consoles"
+    console_dir = compute.console_dir or settings.data_dir / "consoles"  # as ServerService
     accel = probe_acceleration(compute.accel, uri=compute.libvirt_uri, console_dir=console_dir)
     hypervisor = Hypervisor(uri=compute.libvirt_uri, console_dir=console_dir, accel=accel)
     return ComputeHost(servers=servers, hypervisor=hypervisor, settings=compute)

@@ -120,6 +120,7 @@ class ServerService:
         self.volumes = volumes
         self.flavors = flavors
         self.hosts = hosts
+        self._console_dir = settings.compute.console_dir or settings.data_dir / "consoles"
         # Called with the host's name after each accepted server: that host's builder wakes.
         self.on_accept: list[Callable[[str], None]] = []
 
@@ -331,7 +332,26 @@ class ServerService:
         if record.host is None:
             self._records.delete(record.id)
             return record
-        return self._records.update(record.id, task_state=TaskState.DELETING)
+        updated = self._records.update(record.id, task_state=TaskState.DELETING)
+        self.wake_host(updated)
+        return updated
+
+    def wake_host(self, record: ServerRecord) -> None:
+        """Tell the server's host (when it runs in this process) that it has work."""
+        if record.host is not None:
+            for listener in self.on_accept:
+                listener(record.host)
+
+    def console_output(self, ref: str, *, caller: Caller, lines: int | None = None) -> str:
+        """The server's serial console so far (its last ``lines`` lines). The log is on the
+        host that runs it, under ``[compute] console_dir``: read here, on one node."""
+        record = self.get(ref, caller=caller)
+        path = self._console_dir / f"{record.id}.log"
+        try:
+            text = path.read_bytes().decode(errors="replace").replace("\r\n", "\n")
+        except FileNotFoundError:
+            return ""
+        return text if lines is None else "\n".join(text.splitlines()[-lines:])
 
     def forget(self, server_id: str) -> None:
         self._records.delete(server_id)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -29,29 +28,9 @@ from bootvol.images.service import ImageCreate
 from bootvol.volumes.claims import this_process
 from bootvol.volumes.service import VolumeCreate
 
-from ..support import Estate, require_libvirt
+from ..support import Estate, reachable_by_qemu
 
-ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 180.0  # a bound for hangs, not a timing assertion: TCG boots in seconds
-
-
-@pytest.fixture(scope="session")
-def guest_image(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    """The guest image (raw) and the checksum its guest prints."""
-    require_libvirt()
-    path = tmp_path_factory.mktemp("guest") / "guest.raw"
-    subprocess.run([str(ROOT / "scripts" / "guest-image"), str(path)], check=True)
-    return path, path.with_name("guest.raw.sha256").read_text().strip()
-
-
-def reachable_by_qemu(folder: Path) -> None:
-    """libvirt runs QEMU as its own user: it must traverse the folders down to a volume
-    file (libvirt gives it the file itself). The tests' mounts live in 0700 temp folders."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for parent in (folder, *folder.parents):
-        mode = parent.stat().st_mode
-        if not mode & 0o001:
-            parent.chmod(mode | 0o001)
 
 
 class Cloud:

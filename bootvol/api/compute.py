@@ -1,0 +1,490 @@
+"""Nova v2.1 routes under /compute: discovery, flavors, servers, server actions, limits.
+
+A subset, served at microversions 2.1–2.79 (what python-openstackclient and openstacksdk
+negotiate; ``networks: "none"`` needs 2.37): servers boot from a volume (a new one from an
+image through bootvol's flowchart, or an existing one) and have no network (``"auto"`` is
+taken as none). Server bodies carry the 2.79 fields (the flavor embedded since 2.47);
+clients of older versions ignore what they do not know.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from bootvol.api.deps import AppDep, BaseUrl, CallerDep
+from bootvol.api.formats import cinder_time
+from bootvol.compute.flavors import FlavorCreate
+from bootvol.compute.service import (
+    BootSource,
+    BootVolume,
+    ServerCreate,
+    ServerQuery,
+    vm_state,
+)
+from bootvol.db.models import FlavorRecord, ServerRecord, ServerStatus, TaskState
+from bootvol.errors import InvalidRequest
+
+router = APIRouter(prefix="/compute", tags=["compute"])
+
+MIN_VERSION = "2.1"
+MAX_VERSION = "2.79"
+_UPDATED = "2013-07-23T11:33:21Z"  # Nova's own "updated" of v2.1
+# Nova's power_state codes (nova.compute.power_state).
+_POWER_STATE = {
+    ServerStatus.BUILD: 0,
+    ServerStatus.ACTIVE: 1,
+    ServerStatus.REBOOT: 1,
+    ServerStatus.HARD_REBOOT: 1,
+    ServerStatus.SHUTOFF: 4,
+    ServerStatus.ERROR: 0,
+}
+
+
+def requested_version(headers: Mapping[str, str]) -> str:
+    """The microversion a request asks for: ``OpenStack-API-Version: compute 2.x`` or the
+    older ``X-OpenStack-Nova-API-Version``; ``latest`` is the maximum, none is 2.1."""
+    asked = None
+    for part in headers.get("openstack-api-version", "").split(","):
+        service, _, value = part.strip().partition(" ")
+        if service.lower() == "compute":
+            asked = value.strip()
+    asked = asked or headers.get("x-openstack-nova-api-version") or MIN_VERSION
+    return MAX_VERSION if asked.lower() == "latest" else asked
+
+
+def _version(base: str) -> dict[str, Any]:
+    return {
+        "id": "v2.1",
+        "status": "CURRENT",
+        "version": MAX_VERSION,
+        "min_version": MIN_VERSION,
+        "updated": _UPDATED,
+        "links": [{"rel": "self", "href": f"{base}/compute/v2.1/"}],
+        "media-types": [
+            {
+                "base": "application/json",
+                "type": "application/vnd.openstack.compute+json;version=2.1",
+            }
+        ],
+    }
+
+
+@router.get("", include_in_schema=False)
+@router.get("/")
+def versions(base: BaseUrl) -> dict[str, Any]:
+    """Version discovery: v2.1 with its microversion range."""
+    return {"versions": [_version(base)]}
+
+
+@router.get("/v2.1", include_in_schema=False)
+@router.get("/v2.1/")
+def version(base: BaseUrl) -> dict[str, Any]:
+    return {"version": _version(base)}
+
+
+# flavors -------------------------------------------------------------------------------------
+class FlavorFields(BaseModel):
+    name: str = Field(min_length=1, max_length=255)
+    ram: int = Field(ge=1)
+    vcpus: int = Field(ge=1)
+    disk: int = Field(0, ge=0)
+    id: str | None = None
+    is_public: bool = Field(True, alias="os-flavor-access:is_public")
+    description: str | None = None
+
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+
+
+class FlavorCreateBody(BaseModel):
+    flavor: FlavorFields
+
+
+def _flavor(record: FlavorRecord, base: str, *, detail: bool) -> dict[str, Any]:
+    links = [{"rel": "self", "href": f"{base}/compute/v2.1/flavors/{record.id}"}]
+    body: dict[str, Any] = {
+        "id": record.id,
+        "name": record.name,
+        "links": links,
+        "description": record.description,
+    }
+    if detail:
+        body.update(
+            {
+                "ram": record.ram_mib,
+                "vcpus": record.vcpus,
+                "disk": record.disk_gib,
+                "swap": 0,
+                "OS-FLV-EXT-DATA:ephemeral": 0,
+                "OS-FLV-DISABLED:disabled": False,
+                "rxtx_factor": 1.0,
+                "os-flavor-access:is_public": record.is_public,
+                "extra_specs": {},
+            }
+        )
+    return body
+
+
+@router.get("/v2.1/flavors")
+def list_flavors(bootvol: AppDep, caller: CallerDep, base: BaseUrl) -> dict[str, Any]:
+    return {
+        "flavors": [_flavor(f, base, detail=False) for f in bootvol.flavors.list(caller=caller)]
+    }
+
+
+@router.get("/v2.1/flavors/detail")
+def list_flavors_detail(bootvol: AppDep, caller: CallerDep, base: BaseUrl) -> dict[str, Any]:
+    return {"flavors": [_flavor(f, base, detail=True) for f in bootvol.flavors.list(caller=caller)]}
+
+
+@router.get("/v2.1/flavors/{flavor_id}")
+def show_flavor(
+    flavor_id: str, bootvol: AppDep, caller: CallerDep, base: BaseUrl
+) -> dict[str, Any]:
+    return {"flavor": _flavor(bootvol.flavors.get_by_id(flavor_id), base, detail=True)}
+
+
+@router.post("/v2.1/flavors")
+def create_flavor(
+    body: FlavorCreateBody, bootvol: AppDep, caller: CallerDep, base: BaseUrl
+) -> dict[str, Any]:
+    """Admin only (Nova's default policy)."""
+    fields = body.flavor
+    record = bootvol.flavors.create(
+        FlavorCreate(
+            name=fields.name,
+            vcpus=fields.vcpus,
+            ram_mib=fields.ram,
+            disk_gib=fields.disk,
+            id=fields.id,
+            is_public=fields.is_public,
+            description=fields.description,
+        ),
+        caller=caller,
+    )
+    return {"flavor": _flavor(record, base, detail=True)}
+
+
+@router.delete("/v2.1/flavors/{flavor_id}", status_code=202)
+def delete_flavor(flavor_id: str, bootvol: AppDep, caller: CallerDep) -> Response:
+    bootvol.flavors.delete(flavor_id, caller=caller)
+    return Response(status_code=202)
+
+
+# servers -------------------------------------------------------------------------------------
+class BlockDeviceMapping(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    boot_index: int | str | None = None
+    uuid: str | None = None
+    source_type: Literal["image", "volume", "snapshot", "blank"] = "volume"
+    destination_type: Literal["volume", "local"] = "volume"
+    volume_size: int | None = Field(None, ge=1)
+    delete_on_termination: bool = False
+
+
+class ServerFields(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    name: str = Field(min_length=1, max_length=255)
+    flavor_ref: str = Field(alias="flavorRef")
+    image_ref: str | None = Field(None, alias="imageRef")
+    block_device_mapping_v2: list[BlockDeviceMapping] | None = None
+    networks: Literal["none", "auto"] | list[dict[str, Any]] | None = None
+    metadata: dict[str, str] | None = None
+
+
+class ServerCreateBody(BaseModel):
+    server: ServerFields
+
+
+def _boot_volume(fields: ServerFields) -> BootVolume | None:
+    mappings = fields.block_device_mapping_v2 or []
+    boot = [m for m in mappings if str(m.boot_index) == "0"]
+    if len(mappings) > len(boot) or len(boot) > 1:
+        raise InvalidRequest(
+            "Block Device Mapping is Invalid: bootvol boots from one volume (boot_index 0); "
+            "attach data volumes once the server is ACTIVE"
+        )
+    if not boot:
+        return None
+    mapping = boot[0]
+    if mapping.destination_type != "volume" or mapping.source_type not in ("image", "volume"):
+        raise InvalidRequest(
+            "Block Device Mapping is Invalid: the boot device must be a volume, from an image "
+            "or an existing volume"
+        )
+    if not mapping.uuid:
+        raise InvalidRequest("Block Device Mapping is Invalid: the boot device needs a uuid")
+    return BootVolume(
+        source=BootSource(mapping.source_type),
+        uuid=mapping.uuid,
+        volume_size_gib=mapping.volume_size,
+        delete_on_termination=mapping.delete_on_termination,
+    )
+
+
+class _ServerView:
+    def __init__(self, bootvol: Any, *, base: str, caller: Any) -> None:
+        self._bootvol = bootvol
+        self._base = base
+        self._caller = caller
+
+    def links(self, record: ServerRecord) -> list[dict[str, str]]:
+        return [{"rel": "self", "href": f"{self._base}/compute/v2.1/servers/{record.id}"}]
+
+    def summary(self, record: ServerRecord) -> dict[str, Any]:
+        return {"id": record.id, "name": record.name, "links": self.links(record)}
+
+    def detail(self, record: ServerRecord) -> dict[str, Any]:
+        image: Any = ""
+        if record.image_id and record.root_volume_id is None:
+            image = {"id": record.image_id, "links": []}
+        attached = []
+        if record.root_volume_id is not None:
+            attached.append(
+                {"id": record.root_volume_id, "delete_on_termination": record.delete_on_termination}
+            )
+        body: dict[str, Any] = {
+            **self.summary(record),
+            "status": str(record.status),
+            "tenant_id": record.project_id,
+            "user_id": record.user_id,
+            "metadata": record.user_metadata or {},
+            "hostId": "",
+            "image": image,
+            "flavor": {
+                "original_name": record.flavor_name,
+                "vcpus": record.vcpus,
+                "ram": record.ram_mib,
+                "disk": record.disk_gib,
+                "ephemeral": 0,
+                "swap": 0,
+                "extra_specs": {},
+            },
+            "created": cinder_time(record.created_at),
+            "updated": cinder_time(record.updated_at),
+            "addresses": {},
+            "accessIPv4": "",
+            "accessIPv6": "",
+            "OS-DCF:diskConfig": "MANUAL",
+            "progress": 0,
+            "OS-EXT-AZ:availability_zone": "nova",
+            "config_drive": "",
+            "key_name": None,
+            "OS-SRV-USG:launched_at": cinder_time(record.launched_at)
+            if record.launched_at
+            else None,
+            "OS-SRV-USG:terminated_at": None,
+            "OS-EXT-STS:task_state": str(record.task_state) if record.task_state else None,
+            "OS-EXT-STS:vm_state": vm_state(record),
+            "OS-EXT-STS:power_state": _POWER_STATE[record.status],
+            "os-extended-volumes:volumes_attached": attached,
+            "security_groups": [],
+            "locked": False,
+            "locked_reason": None,
+            "description": None,
+            "tags": [],
+            "trusted_image_certificates": None,
+            "server_groups": [],
+        }
+        if record.build:
+            body["metadata"] = {**body["metadata"], **_build_metadata(record.build)}
+        if self._caller.sees_everything:
+            body["OS-EXT-SRV-ATTR:host"] = record.host
+            body["OS-EXT-SRV-ATTR:hypervisor_hostname"] = record.host
+            body["OS-EXT-SRV-ATTR:instance_name"] = f"bootvol-{record.id}"
+            body["host_status"] = "UP" if record.host else ""
+        if record.status == ServerStatus.ERROR and record.fault_message:
+            body["fault"] = {
+                "code": record.fault_code or 500,
+                "message": record.fault_message,
+                "created": cinder_time(record.fault_at) if record.fault_at else None,
+            }
+        return body
+
+
+def _build_metadata(build: dict[str, Any]) -> dict[str, str]:
+    """The build record as ``bootvol:`` metadata (as volumes show their provisioning)."""
+    metadata = {
+        f"bootvol:{key}": str(value) for key, value in build.items() if not isinstance(value, dict)
+    }
+    volume = build.get("volume")
+    if isinstance(volume, dict):
+        metadata["bootvol:volume_path"] = str(volume.get("path"))
+        metadata["bootvol:volume_seconds"] = str(volume.get("seconds"))
+        metadata["bootvol:volume_host_bytes"] = str(volume.get("host_bytes"))
+    return metadata
+
+
+@router.post("/v2.1/servers", status_code=202)
+def create_server(
+    body: ServerCreateBody, bootvol: AppDep, caller: CallerDep, base: BaseUrl
+) -> dict[str, Any]:
+    """Accept a server (``BUILD``); the compute host it is scheduled to builds it."""
+    fields = body.server
+    if isinstance(fields.networks, list) and fields.networks:
+        raise InvalidRequest("bootvol servers have no network: use networks 'none'")
+    boot = _boot_volume(fields)
+    image = fields.image_ref.rsplit("/", 1)[-1] if fields.image_ref else None
+    record = bootvol.servers.accept(
+        ServerCreate(
+            name=fields.name,
+            flavor=fields.flavor_ref.rsplit("/", 1)[-1],
+            image=image if boot is None else None,
+            boot_volume=boot,
+            metadata=fields.metadata or {},
+        ),
+        caller=caller,
+    )
+    view = _ServerView(bootvol, base=base, caller=caller)
+    return {
+        "server": {
+            **view.summary(record),
+            "OS-DCF:diskConfig": "MANUAL",
+            "security_groups": [{"name": "default"}],
+            "adminPass": "",
+        }
+    }
+
+
+def _query(
+    name: str | None,
+    status: str | None,
+    host: str | None,
+    all_tenants: str | None,
+    limit: int | None,
+    marker: str | None,
+) -> ServerQuery:
+    try:
+        wanted = ServerStatus(status.upper()) if status else None
+    except ValueError:
+        raise InvalidRequest(f"Invalid status value: {status}") from None
+    every = all_tenants is not None and all_tenants.lower() not in ("0", "false", "off")
+    return ServerQuery(
+        name=name, status=wanted, host=host, all_projects=every, limit=limit, marker=marker
+    )
+
+
+ListFilter = Annotated[str | None, Query()]
+
+
+@router.get("/v2.1/servers")
+def list_servers(
+    bootvol: AppDep,
+    caller: CallerDep,
+    base: BaseUrl,
+    name: ListFilter = None,
+    status: ListFilter = None,
+    host: ListFilter = None,
+    all_tenants: ListFilter = None,
+    limit: Annotated[int | None, Query(ge=0)] = None,
+    marker: ListFilter = None,
+) -> dict[str, Any]:
+    query = _query(name, status, host, all_tenants, limit, marker)
+    view = _ServerView(bootvol, base=base, caller=caller)
+    return {"servers": [view.summary(s) for s in bootvol.servers.query(query, caller=caller)]}
+
+
+@router.get("/v2.1/servers/detail")
+def list_servers_detail(
+    bootvol: AppDep,
+    caller: CallerDep,
+    base: BaseUrl,
+    name: ListFilter = None,
+    status: ListFilter = None,
+    host: ListFilter = None,
+    all_tenants: ListFilter = None,
+    limit: Annotated[int | None, Query(ge=0)] = None,
+    marker: ListFilter = None,
+) -> dict[str, Any]:
+    query = _query(name, status, host, all_tenants, limit, marker)
+    view = _ServerView(bootvol, base=base, caller=caller)
+    return {"servers": [view.detail(s) for s in bootvol.servers.query(query, caller=caller)]}
+
+
+@router.get("/v2.1/servers/{server_id}")
+def show_server(
+    server_id: str, bootvol: AppDep, caller: CallerDep, base: BaseUrl
+) -> dict[str, Any]:
+    record = bootvol.servers.get(server_id, caller=caller)
+    return {"server": _ServerView(bootvol, base=base, caller=caller).detail(record)}
+
+
+@router.delete("/v2.1/servers/{server_id}", status_code=204)
+def delete_server(server_id: str, bootvol: AppDep, caller: CallerDep) -> Response:
+    bootvol.servers.request_delete(server_id, caller=caller)
+    return Response(status_code=204)
+
+
+class ConsoleOutput(BaseModel):
+    length: int | str | None = None
+
+
+@router.post("/v2.1/servers/{server_id}/action")
+def server_action(
+    server_id: str, body: dict[str, Any], bootvol: AppDep, caller: CallerDep
+) -> Response:
+    """os-start, os-stop, reboot (SOFT, HARD) and os-getConsoleOutput."""
+    servers = bootvol.servers
+    if "os-getConsoleOutput" in body:
+        options = ConsoleOutput.model_validate(body["os-getConsoleOutput"] or {})
+        lines = int(options.length) if options.length not in (None, "", -1, "-1") else None
+        output = servers.console_output(server_id, caller=caller, lines=lines)
+        return JSONResponse({"output": output})
+    if "os-stop" in body:
+        servers.begin_task(
+            server_id, task=TaskState.POWERING_OFF, allowed=(ServerStatus.ACTIVE,), caller=caller
+        )
+    elif "os-start" in body:
+        servers.begin_task(
+            server_id, task=TaskState.POWERING_ON, allowed=(ServerStatus.SHUTOFF,), caller=caller
+        )
+    elif "reboot" in body:
+        kind = str((body["reboot"] or {}).get("type", "SOFT")).upper()
+        if kind not in ("SOFT", "HARD"):
+            raise InvalidRequest(f"Invalid reboot type {kind}: SOFT or HARD")
+        task = TaskState.REBOOTING_HARD if kind == "HARD" else TaskState.REBOOTING
+        allowed = (
+            (ServerStatus.ACTIVE, ServerStatus.SHUTOFF)
+            if kind == "HARD"
+            else (ServerStatus.ACTIVE,)
+        )
+        servers.begin_task(server_id, task=task, allowed=allowed, caller=caller)
+    else:
+        raise InvalidRequest(f"There is no such action: {', '.join(body) or 'none'}")
+    servers.wake_host(servers.get(server_id, caller=caller))
+    return Response(status_code=202)
+
+
+# limits and quotas ---------------------------------------------------------------------------
+@router.get("/v2.1/limits")
+def limits(bootvol: AppDep, caller: CallerDep) -> dict[str, Any]:
+    project = bootvol.identity.get_project(caller.project_id) if caller.project_id else None
+    usage = bootvol.servers.usage(caller.project_id or "")
+    absolute = {
+        "maxTotalInstances": project.quota_instances if project else -1,
+        "maxTotalCores": project.quota_cores if project else -1,
+        "maxTotalRAMSize": project.quota_ram_mib if project else -1,
+        "totalInstancesUsed": usage.instances,
+        "totalCoresUsed": usage.cores,
+        "totalRAMUsed": usage.ram_mib,
+        "maxServerMeta": 128,
+        "maxImageMeta": 128,
+        "maxPersonality": 5,
+        "maxPersonalitySize": 10240,
+        "maxTotalKeypairs": 100,
+        "maxServerGroups": 10,
+        "maxServerGroupMembers": 10,
+        "totalServerGroupsUsed": 0,
+        "maxSecurityGroups": -1,
+        "maxSecurityGroupRules": -1,
+        "totalSecurityGroupsUsed": 0,
+        "maxTotalFloatingIps": -1,
+        "totalFloatingIpsUsed": 0,
+    }
+    return {"limits": {"rate": [], "absolute": absolute}}
