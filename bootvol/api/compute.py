@@ -421,8 +421,19 @@ def delete_server(server_id: str, bootvol: AppDep, caller: CallerDep) -> Respons
     return Response(status_code=204)
 
 
-class ConsoleOutput(BaseModel):
-    length: int | str | None = None
+def _lines(body: dict[str, Any]) -> int | None:
+    """os-getConsoleOutput's ``length``: the last lines to return; none, or -1, for all."""
+    options = body["os-getConsoleOutput"] or {}
+    length = options.get("length") if isinstance(options, dict) else None
+    if length in (None, "", -1, "-1"):
+        return None
+    try:
+        lines = int(length)
+    except (TypeError, ValueError):
+        raise InvalidRequest(f"Invalid length {length!r}: a number of lines, or -1") from None
+    if lines < 0:
+        raise InvalidRequest(f"Invalid length {lines}: a number of lines, or -1")
+    return lines
 
 
 @router.post("/v2.1/servers/{server_id}/action")
@@ -432,10 +443,9 @@ def server_action(
     """os-start, os-stop, reboot (SOFT, HARD) and os-getConsoleOutput."""
     servers = bootvol.servers
     if "os-getConsoleOutput" in body:
-        options = ConsoleOutput.model_validate(body["os-getConsoleOutput"] or {})
-        lines = int(options.length) if options.length not in (None, "", -1, "-1") else None
-        output = servers.console_output(server_id, caller=caller, lines=lines)
-        return JSONResponse({"output": output})
+        return JSONResponse(
+            {"output": servers.console_output(server_id, caller=caller, lines=_lines(body))}
+        )
     if "os-stop" in body:
         servers.begin_task(
             server_id, task=TaskState.POWERING_OFF, allowed=(ServerStatus.ACTIVE,), caller=caller
@@ -445,7 +455,10 @@ def server_action(
             server_id, task=TaskState.POWERING_ON, allowed=(ServerStatus.SHUTOFF,), caller=caller
         )
     elif "reboot" in body:
-        kind = str((body["reboot"] or {}).get("type", "SOFT")).upper()
+        options = body["reboot"]
+        if not isinstance(options, dict):
+            raise InvalidRequest('reboot takes an object: {"type": "SOFT" or "HARD"}')
+        kind = str(options.get("type", "SOFT")).upper()
         if kind not in ("SOFT", "HARD"):
             raise InvalidRequest(f"Invalid reboot type {kind}: SOFT or HARD")
         task = TaskState.REBOOTING_HARD if kind == "HARD" else TaskState.REBOOTING

@@ -30,13 +30,14 @@ def test_password_token_with_catalog(service: Service) -> None:
     assert body["project"]["name"] == "admin"
     assert {"admin", "member", "reader"} <= {role["name"] for role in body["roles"]}
     services = {entry["type"]: entry for entry in body["catalog"]}
-    assert set(services) == {"identity", "image", "block-storage", "volumev3"}
+    assert set(services) == {"identity", "image", "block-storage", "volumev3", "compute"}
     project = body["project"]["id"]
     expected = {
         "identity": f"{service.base_url}/identity",
         "image": f"{service.base_url}/image",
         "block-storage": f"{service.base_url}/volume/v3/{project}",
         "volumev3": f"{service.base_url}/volume/v3/{project}",
+        "compute": f"{service.base_url}/compute/v2.1",
     }
     for kind, url in expected.items():
         endpoints = services[kind]["endpoints"]
