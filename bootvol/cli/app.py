@@ -20,6 +20,7 @@ from bootvol.cli import (
     image,
     output,
     serve,
+    server,
     volume,
     worker,
 )
@@ -39,6 +40,7 @@ app.add_typer(cache.app, name="cache")
 app.add_typer(flexvol.app, name="flexvol")
 app.add_typer(compute.flavor_app, name="flavor")
 app.add_typer(compute.host_app, name="host")
+app.add_typer(server.app, name="server")
 app.command("demo")(demo.demo)
 app.command("bench")(bench.bench)
 app.command("bench-load")(bench_load.bench_load)

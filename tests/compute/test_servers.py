@@ -7,6 +7,7 @@ its serial console at every boot; the tests wait for that line, never for a time
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -99,7 +100,7 @@ def cloud(estate: Estate, guest_image: tuple[Path, str], tmp_path: Path) -> Iter
     for flexvol in estate.flexvols.values():
         reachable_by_qemu(flexvol)
     image = estate.app.images.create_from_file(ImageCreate(name="guest", disk_format="raw"), raw)
-    made = Cloud(estate, image.id, expected, tmp_path / "consoles")
+    made = Cloud(estate, image.id, expected, estate.app.settings.data_dir / "consoles")
     yield made
     made.host.stop()
     for domain in made.hypervisor.domains():
@@ -217,3 +218,21 @@ def test_a_guest_that_fails_to_start_leaves_no_domain_and_no_volume(cloud: Cloud
     assert cloud.hypervisor.state(server_id) is PowerState.MISSING
     assert server.root_volume_id is not None
     assert cloud.app.volumes.list() == []  # the volume made for it went with it
+
+
+def test_the_operators_server_commands(cloud: Cloud) -> None:
+    server_id = cloud.create()
+    cloud.wait_status(server_id, ServerStatus.ACTIVE)
+    cloud.wait_boots(server_id, 1)
+    cli = cloud.estate.cli
+    listed = json.loads(cli("server", "list", "--json").stdout)
+    assert [s["id"] for s in listed] == [server_id]
+    shown = json.loads(cli("server", "show", server_id, "--json").stdout)
+    assert (
+        shown["status"] == "ACTIVE" and shown["volume_id"] == cloud.server(server_id).root_volume_id
+    )
+    assert "bootvol-guest serial=" in cli("server", "console", server_id).stdout
+    cli("server", "stop", server_id, "--wait")  # the in-process host carries it out
+    assert cloud.server(server_id).status == ServerStatus.SHUTOFF
+    cli("server", "delete", server_id, "--wait")
+    assert cloud.app.servers.get_by_id(server_id) is None
