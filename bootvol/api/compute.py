@@ -12,12 +12,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from bootvol.api.deps import AppDep, BaseUrl, CallerDep
 from bootvol.api.formats import cinder_time
+from bootvol.caller import Caller
 from bootvol.compute.flavors import FlavorCreate
 from bootvol.compute.service import (
     BootSource,
@@ -31,6 +32,7 @@ from bootvol.errors import InvalidRequest
 
 router = APIRouter(prefix="/compute", tags=["compute"])
 
+_INT32 = 2**31 - 1
 MIN_VERSION = "2.1"
 MAX_VERSION = "2.79"
 _UPDATED = "2013-07-23T11:33:21Z"  # Nova's own "updated" of v2.1
@@ -90,10 +92,11 @@ def version(base: BaseUrl) -> dict[str, Any]:
 # flavors -------------------------------------------------------------------------------------
 class FlavorFields(BaseModel):
     name: str = Field(min_length=1, max_length=255)
-    ram: int = Field(ge=1)
-    vcpus: int = Field(ge=1)
-    disk: int = Field(0, ge=0)
-    id: str | None = None
+    # Nova's bounds: the database's 32-bit integers.
+    ram: int = Field(ge=1, le=_INT32)
+    vcpus: int = Field(ge=1, le=_INT32)
+    disk: int = Field(0, ge=0, le=_INT32)
+    id: str | None = Field(None, min_length=1, max_length=255)
     is_public: bool = Field(True, alias="os-flavor-access:is_public")
     description: str | None = None
 
@@ -183,7 +186,7 @@ class BlockDeviceMapping(BaseModel):
     uuid: str | None = None
     source_type: Literal["image", "volume", "snapshot", "blank"] = "volume"
     destination_type: Literal["volume", "local"] = "volume"
-    volume_size: int | None = Field(None, ge=1)
+    volume_size: int | None = Field(None, ge=1, le=_INT32)
     delete_on_termination: bool = False
 
 
@@ -229,8 +232,7 @@ def _boot_volume(fields: ServerFields) -> BootVolume | None:
 
 
 class _ServerView:
-    def __init__(self, bootvol: Any, *, base: str, caller: Any) -> None:
-        self._bootvol = bootvol
+    def __init__(self, *, base: str, caller: Caller) -> None:
         self._base = base
         self._caller = caller
 
@@ -341,7 +343,7 @@ def create_server(
         ),
         caller=caller,
     )
-    view = _ServerView(bootvol, base=base, caller=caller)
+    view = _ServerView(base=base, caller=caller)
     return {
         "server": {
             **view.summary(record),
@@ -352,14 +354,19 @@ def create_server(
     }
 
 
-def _query(
-    name: str | None,
-    status: str | None,
-    host: str | None,
-    all_tenants: str | None,
-    limit: int | None,
-    marker: str | None,
+ListFilter = Annotated[str | None, Query()]
+
+
+def server_query(
+    name: ListFilter = None,
+    status: ListFilter = None,
+    host: ListFilter = None,
+    all_tenants: ListFilter = None,
+    limit: Annotated[int | None, Query(ge=0)] = None,
+    marker: ListFilter = None,
 ) -> ServerQuery:
+    """Nova's list filters that bootvol honours (the others are ignored, as Nova ignores
+    unknown ones for non-admins)."""
     try:
         wanted = ServerStatus(status.upper()) if status else None
     except ValueError:
@@ -370,40 +377,22 @@ def _query(
     )
 
 
-ListFilter = Annotated[str | None, Query()]
+ServerQueryDep = Annotated[ServerQuery, Depends(server_query)]
 
 
 @router.get("/v2.1/servers")
 def list_servers(
-    bootvol: AppDep,
-    caller: CallerDep,
-    base: BaseUrl,
-    name: ListFilter = None,
-    status: ListFilter = None,
-    host: ListFilter = None,
-    all_tenants: ListFilter = None,
-    limit: Annotated[int | None, Query(ge=0)] = None,
-    marker: ListFilter = None,
+    query: ServerQueryDep, bootvol: AppDep, caller: CallerDep, base: BaseUrl
 ) -> dict[str, Any]:
-    query = _query(name, status, host, all_tenants, limit, marker)
-    view = _ServerView(bootvol, base=base, caller=caller)
+    view = _ServerView(base=base, caller=caller)
     return {"servers": [view.summary(s) for s in bootvol.servers.query(query, caller=caller)]}
 
 
 @router.get("/v2.1/servers/detail")
 def list_servers_detail(
-    bootvol: AppDep,
-    caller: CallerDep,
-    base: BaseUrl,
-    name: ListFilter = None,
-    status: ListFilter = None,
-    host: ListFilter = None,
-    all_tenants: ListFilter = None,
-    limit: Annotated[int | None, Query(ge=0)] = None,
-    marker: ListFilter = None,
+    query: ServerQueryDep, bootvol: AppDep, caller: CallerDep, base: BaseUrl
 ) -> dict[str, Any]:
-    query = _query(name, status, host, all_tenants, limit, marker)
-    view = _ServerView(bootvol, base=base, caller=caller)
+    view = _ServerView(base=base, caller=caller)
     return {"servers": [view.detail(s) for s in bootvol.servers.query(query, caller=caller)]}
 
 
@@ -412,7 +401,7 @@ def show_server(
     server_id: str, bootvol: AppDep, caller: CallerDep, base: BaseUrl
 ) -> dict[str, Any]:
     record = bootvol.servers.get(server_id, caller=caller)
-    return {"server": _ServerView(bootvol, base=base, caller=caller).detail(record)}
+    return {"server": _ServerView(base=base, caller=caller).detail(record)}
 
 
 @router.delete("/v2.1/servers/{server_id}", status_code=204)

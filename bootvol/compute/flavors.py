@@ -18,6 +18,8 @@ from bootvol.db.records import Records
 from bootvol.db.session import SessionFactory
 from bootvol.errors import Conflict, Forbidden, InvalidRequest, NotFound
 
+_INT32 = 2**31 - 1  # Nova's bounds: 32-bit integer columns
+
 
 @dataclass(frozen=True)
 class FlavorCreate:
@@ -107,6 +109,8 @@ def _validate(request: FlavorCreate) -> None:
         raise InvalidRequest("a flavor name is 1 to 255 characters")
     if request.vcpus < 1 or request.ram_mib < 1 or request.disk_gib < 0:
         raise InvalidRequest("a flavor needs at least 1 vCPU and 1 MiB of RAM, and disk ≥ 0")
+    if max(request.vcpus, request.ram_mib, request.disk_gib) > _INT32:
+        raise InvalidRequest(f"a flavor's vCPUs, RAM and disk are at most {_INT32}")
 
 
 def _record(request: FlavorCreate) -> FlavorRecord:
