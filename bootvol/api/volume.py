@@ -36,7 +36,7 @@ from bootvol.api.schemas.volume import (
     VolumeUpdateBody,
 )
 from bootvol.caller import Caller
-from bootvol.db.models import DEFAULT_AVAILABILITY_ZONE, VolumeRecord
+from bootvol.db.models import DEFAULT_AVAILABILITY_ZONE, VolumeRecord, VolumeStatus
 from bootvol.errors import Forbidden, InvalidRequest, NotFound
 from bootvol.runtime import Bootvol
 from bootvol.volumes.service import VolumeCreate, VolumeQuery
@@ -362,6 +362,23 @@ class _View:
             Link(href=f"{self._base}/volume/{project}/volumes/{record.id}", rel="bookmark"),
         ]
 
+    def _attachments(self, record: VolumeRecord) -> list[dict[str, Any]]:
+        """A volume a server boots from is attached to it as its root disk, ``/dev/vda``."""
+        if record.status != VolumeStatus.IN_USE:
+            return []
+        return [
+            {
+                "id": record.id,
+                "volume_id": record.id,
+                "server_id": server.id,
+                "attachment_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{server.id}/{record.id}")),
+                "attached_at": cinder_time(server.launched_at or server.created_at),
+                "host_name": server.host,
+                "device": "/dev/vda",
+            }
+            for server in self._bootvol.servers.booting_from(record.id)
+        ]
+
     def summary(self, record: VolumeRecord) -> VolumeSummary:
         return VolumeSummary(id=record.id, name=record.name, links=self.links(record))
 
@@ -387,7 +404,7 @@ class _View:
             "replication_status": None,
             "consistencygroup_id": None,
             "multiattach": False,
-            "attachments": [],
+            "attachments": self._attachments(record),
         }
         if admin:
             fields["migration_status"] = None

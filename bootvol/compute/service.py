@@ -314,11 +314,15 @@ class ServerService:
             return list(session.scalars(select(ServerRecord).where(ServerRecord.host == host)))
 
     def users_of(self, volume_id: str) -> list[str]:
-        """The servers that boot from ``volume_id``."""
+        """The ids of the servers that boot from ``volume_id``."""
+        return [server.id for server in self.booting_from(volume_id)]
+
+    def booting_from(self, volume_id: str) -> list[ServerRecord]:
+        """The servers that boot from ``volume_id`` (Cinder shows them as attachments)."""
         with self._sessions() as session:
             return list(
                 session.scalars(
-                    select(ServerRecord.id).where(ServerRecord.root_volume_id == volume_id)
+                    select(ServerRecord).where(ServerRecord.root_volume_id == volume_id)
                 )
             )
 

@@ -73,6 +73,8 @@ def test_openstack_server_lifecycle(make_service, guest_image: tuple[Path, str])
     )
     volume = json.loads(service.openstack("volume", "show", volume_id, "-f", "json").stdout)
     assert volume["status"] == "in-use"
+    (attachment,) = volume["attachments"]
+    assert (attachment["server_id"], attachment["device"]) == (server["id"], "/dev/vda")
     listed = json.loads(service.openstack("server", "list", "-f", "json").stdout)
     assert [s["Name"] for s in listed] == ["vm1"]
 
