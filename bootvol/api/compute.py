@@ -216,6 +216,10 @@ def _boot_volume(fields: ServerFields) -> BootVolume | None:
     if not boot:
         return None
     mapping = boot[0]
+    if mapping.source_type == "image" and mapping.destination_type == "local":
+        # What `openstack server create --image` sends beside imageRef: the image as the
+        # root disk. bootvol's root disk is a volume made for the server (imageRef alone).
+        return None
     if mapping.destination_type != "volume" or mapping.source_type not in ("image", "volume"):
         raise InvalidRequest(
             "Block Device Mapping is Invalid: the boot device must be a volume, from an image "
@@ -333,6 +337,9 @@ def create_server(
         raise InvalidRequest("bootvol servers have no network: use networks 'none'")
     boot = _boot_volume(fields)
     image = fields.image_ref.rsplit("/", 1)[-1] if fields.image_ref else None
+    if boot is None and image is None:
+        local = [m for m in fields.block_device_mapping_v2 or [] if m.source_type == "image"]
+        image = local[0].uuid if local else None
     record = bootvol.servers.accept(
         ServerCreate(
             name=fields.name,

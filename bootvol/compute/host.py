@@ -174,9 +174,10 @@ class ComputeHost:
             except BootvolError as exc:
                 # Nova keeps the vm_state, clears the task and records a fault.
                 log.error("server %s: %s failed: %s", server.id, server.task_state, exc.message)
+                rebooting = server.status in (ServerStatus.REBOOT, ServerStatus.HARD_REBOOT)
                 self._servers.set_state(
                     server.id,
-                    status=server.status,
+                    status=ServerStatus.ACTIVE if rebooting else server.status,
                     task_state=None,
                     fault=Fault(code=500, message=exc.message),
                 )

@@ -286,7 +286,12 @@ class ServerService:
                 f"vm_state {vm_state(record)}"
                 + (f" and task_state {record.task_state}" if record.task_state else "")
             )
-        return self._records.update(record.id, task_state=task)
+        # Nova shows a rebooting server as REBOOT or HARD_REBOOT at once (clients wait on it).
+        status = {
+            TaskState.REBOOTING: ServerStatus.REBOOT,
+            TaskState.REBOOTING_HARD: ServerStatus.HARD_REBOOT,
+        }.get(task, record.status)
+        return self._records.update(record.id, task_state=task, status=status)
 
     def finish_build(self, server_id: str, *, build: dict[str, object]) -> None:
         """``ACTIVE``, unless a task (a delete) arrived while the server was being built."""

@@ -101,6 +101,30 @@ def test_openstack_server_lifecycle(make_service, guest_image: tuple[Path, str])
     gone = service.openstack("volume", "show", volume_id, "-f", "json", check=False)
     assert gone.returncode == 0 and json.loads(gone.stdout)["status"] == "available"
 
+    # --image alone (imageRef, and the image→local mapping OSC adds): a root volume of the
+    # flavor's disk, made for the server and deleted with it.
+    plain = json.loads(
+        service.openstack(
+            "server",
+            "create",
+            "--image",
+            "guest",
+            "--flavor",
+            "m1.tiny",
+            "--nic",
+            "none",
+            "--wait",
+            "-f",
+            "json",
+            "vm2",
+        ).stdout
+    )
+    assert plain["status"] == "ACTIVE"
+    root = service.estate.app.servers.get(plain["id"]).root_volume_id or ""
+    assert service.estate.app.volumes.get(root).size_gib == 1
+    service.openstack("server", "delete", "--wait", "vm2")
+    assert service.openstack("volume", "show", root, check=False).returncode != 0
+
 
 def test_openstack_server_errors(make_service, guest_image: tuple[Path, str]) -> None:
     service: Service = make_service(extra=compute_config())
