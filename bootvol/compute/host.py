@@ -37,13 +37,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bootvol.caller import Caller
-from bootvol.compute.hypervisor import (
-    Disk,
-    DomainSpec,
-    Hypervisor,
-    PowerState,
-    probe_acceleration,
-)
+from bootvol.compute.domain import Disk, DomainSpec
+from bootvol.compute.hypervisor import Hypervisor, PowerState
+from bootvol.compute.kvm_probe import probe_acceleration
 from bootvol.compute.service import Fault, ServerService
 from bootvol.config import ComputeSettings, Settings
 from bootvol.db.models import (

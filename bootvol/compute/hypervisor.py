@@ -2,62 +2,61 @@
 
 Contract (what a caller may rely on):
 
-* One persistent domain per server, named ``bootvol-<server id>`` with the server id as its
-  UUID and in its ``<metadata>``, so that a restarted bootvol finds its domains again
-  (``domains``) and ``virsh list`` shows them to an operator. Domains outlive the process.
-* The boot volume is a virtio disk ``vda`` whose ``<serial>`` is the volume id (as Nova's
-  libvirt driver sets it); data volumes hot-plug as ``vdb``, ``vdc``… the same way.
+* One persistent domain per server, written by ``bootvol.compute.domain`` (its docstring
+  says what the XML holds): named ``bootvol-<server id>``, the server id as its UUID and in
+  its bootvol ``<metadata>``. Domains outlive the process; ``domains`` lists the ones that
+  carry bootvol's metadata, so a restarted bootvol adopts exactly its own, and ``virsh
+  list`` shows them to an operator.
+* The boot volume is the virtio disk ``vda`` whose ``<serial>`` is the volume id;
+  ``attach_disk`` hot-plugs a data volume the same way (``vdb``, ``vdc``…), live when the
+  domain runs and persistently in its definition either way; ``detach_disk`` unplugs it
+  and returns once the guest has let it go (bounded by ``timeout``).
 * The serial console is logged to ``<console_dir>/<server id>.log`` (appended across
-  boots); ``console_output`` reads it while the guest runs.
-* ``shutdown`` is an ACPI power-button press, then a wait for the domain to stop that ends
-  on a condition (libvirt's state), bounded by ``timeout``; ``destroy`` pulls the plug.
-* Acceleration: ``kvm`` where a probe guest's firmware really runs under it, else QEMU's
-  TCG (``probe_acceleration``); nested KVM can exist and still fail in the firmware.
+  boots, through virtlogd); ``console_output`` reads it while the guest runs.
+* ``shutdown`` presses the ACPI power button, again every ``retry_seconds`` (a press the
+  guest's firmware or early boot takes is lost, as Nova's libvirt driver knows), and waits
+  for the domain to stop, bounded by ``timeout``; it returns whether it stopped.
+  ``destroy`` pulls the plug. A domain whose QEMU died (killed, crashed) is ``SHUTOFF``.
+* ``undefine`` removes the domain and its console log; nothing of the server is left.
+* The acceleration (``kvm`` or TCG) is given: ``kvm_probe.probe_acceleration`` finds it.
 
-Errors from libvirt become ``HypervisorError`` with what failed and libvirt's reason.
+Every call opens its libvirt connection lazily, one per thread (libvirt's advice).
+Errors from libvirt become ``HypervisorError`` saying what failed and libvirt's reason;
+an operation on a server that has no domain here is a ``HypervisorError`` too.
 """
 
 from __future__ import annotations
 
-import contextlib
 import enum
-import os
 import threading
 import time
-import uuid
-import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import libvirt
 
+from bootvol.compute.domain import (
+    METADATA_NS,
+    Accel,
+    AttachedDisk,
+    Disk,
+    DomainSpec,
+    attached_disks,
+    disk_xml,
+    domain_xml,
+    next_target,
+    server_id_of,
+)
 from bootvol.errors import HypervisorError
 
-METADATA_NS = "https://bootvol.dev/xmlns/server/1"
 # libvirt prints every error to stderr by default; ours are raised (and logged) instead.
 libvirt.registerErrorHandler(lambda _context, _error: None, None)
-DOMAIN_PREFIX = "bootvol-"
-PROBE_TIMEOUT_SECONDS = 30.0
-# The probe guest's boot sector, assembled from kvm_probe.asm (nasm -f bin): it enters
-# protected mode, then V86 mode through iret (as syslinux does to call the BIOS) and
-# prints "V86OK" on COM1. Nested KVM without unrestricted guest support fails exactly
-# there ("KVM internal error ... emulation failure"), after the firmware ran fine.
-PROBE_SECTOR_CODE = bytes.fromhex(
-    "fa31c08ed88ed0bc007c0f0116887c0f20c06683c8010f22c0ea1e7c080066b810008ed88ec08ed0bc0070000066b818"
-    "000f00d86a006a006a006a006a00680060000068023002006a0068507c0000cfbaf803be617c2eac84c07403eeebf7eb"
-    "fe5638364f4b0a000000000000000000ffff0000009acf00ffff00000092cf00e8008e7c008900001f00687c00000000"
-    "000000700000100000000000000000000000000000000000000000000000000000000000000000000000000000000000"
-    "000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000"
-    "000000006800000000000000000000000000000000000000000000000000000000000000000000000000000000000000"
-    "000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000"
-    "0000000000000000000000000000000000000000000000000000000000000000000000000000ff"
-)
 
-
-class Accel(enum.StrEnum):
-    KVM = "kvm"
-    TCG = "tcg"
+POLL_SECONDS = 0.1  # how often a wait re-reads libvirt's state: waits end on a condition
+# Nova's libvirt driver presses the power button again every 10 s while it waits.
+SHUTDOWN_RETRY_SECONDS = 10.0
+DETACH_TIMEOUT_SECONDS = 30.0
 
 
 class PowerState(enum.StrEnum):
@@ -70,23 +69,9 @@ class PowerState(enum.StrEnum):
 
 
 @dataclass(frozen=True)
-class Disk:
-    file: Path
-    file_format: str  # raw or qcow2
-    serial: str  # the volume id
-
-
-@dataclass(frozen=True)
-class DomainSpec:
-    server_id: str
-    name: str  # the server's name, for operators reading virsh
-    vcpus: int
-    ram_mib: int
-    boot_disk: Disk
-
-
-@dataclass(frozen=True)
 class Domain:
+    """One of bootvol's domains on this host, as ``domains`` finds it (for adoption)."""
+
     server_id: str
     state: PowerState
 
@@ -145,43 +130,56 @@ class Hypervisor:
             raise _error(f"starting server {spec.server_id}", exc) from exc
 
     def start(self, server_id: str) -> None:
+        """Boot a shut-off domain; a running one is left as it is."""
         domain = self._existing(server_id)
-        if self.state(server_id) is PowerState.RUNNING:
+        if _power_state(domain) is PowerState.RUNNING:
             return
         try:
             domain.create()
         except libvirt.libvirtError as exc:
             raise _error(f"starting server {server_id}", exc) from exc
 
-    def shutdown(self, server_id: str, *, timeout: float) -> bool:
-        """Press the power button and wait for the guest to stop; False if it did not
-        within ``timeout`` (the caller may then ``destroy``)."""
+    def shutdown(
+        self, server_id: str, *, timeout: float, retry_seconds: float = SHUTDOWN_RETRY_SECONDS
+    ) -> bool:
+        """Press the power button until the guest stops; False if it did not within
+        ``timeout`` (the caller may then ``destroy``). A stopped domain is left as it is."""
         domain = self._existing(server_id)
-        try:
-            domain.shutdownFlags(libvirt.VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN)
-        except libvirt.libvirtError as exc:
-            if self.state(server_id) is not PowerState.RUNNING:
+        deadline = time.monotonic() + timeout
+        while True:
+            if _power_state(domain) is not PowerState.RUNNING:
                 return True
-            raise _error(f"shutting down server {server_id}", exc) from exc
-        return self.wait_for(server_id, PowerState.SHUTOFF, timeout=timeout)
+            try:
+                domain.shutdownFlags(libvirt.VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN)
+            except libvirt.libvirtError as exc:
+                if _power_state(domain) is not PowerState.RUNNING:
+                    return True  # it stopped between the two calls
+                raise _error(f"shutting down server {server_id}", exc) from exc
+            remaining = deadline - time.monotonic()
+            if self.wait_for(server_id, PowerState.SHUTOFF, timeout=min(retry_seconds, remaining)):
+                return True
+            if time.monotonic() >= deadline:
+                return False
 
     def destroy(self, server_id: str) -> None:
-        """Stop the domain at once (it stays defined)."""
+        """Stop the domain at once (it stays defined); nothing to do if it is not running."""
         domain = self._domain(server_id)
-        if domain is None or self.state(server_id) in (PowerState.SHUTOFF, PowerState.MISSING):
+        if domain is None or _power_state(domain) in (PowerState.SHUTOFF, PowerState.MISSING):
             return
         try:
             domain.destroy()
         except libvirt.libvirtError as exc:
-            if self.state(server_id) not in (PowerState.SHUTOFF, PowerState.MISSING):
+            if _power_state(domain) not in (PowerState.SHUTOFF, PowerState.MISSING):
                 raise _error(f"stopping server {server_id}", exc) from exc
 
     def reboot(self, server_id: str, *, hard: bool) -> None:
-        """Soft: an ACPI reboot request to the guest. Hard: a reset of the machine."""
+        """Soft: an ACPI power-button press that libvirt turns into a reboot once the guest
+        has shut down (it resets QEMU instead of letting it exit). Hard: a reset of the
+        machine, or a boot when it is shut off (as Nova's hard reboot does)."""
         domain = self._existing(server_id)
         try:
             if hard:
-                if self.state(server_id) is PowerState.RUNNING:
+                if _power_state(domain) is PowerState.RUNNING:
                     domain.reset()
                 else:
                     domain.create()
@@ -202,45 +200,108 @@ class Hypervisor:
                     raise _error(f"removing the domain of server {server_id}", exc) from exc
         self.console_log(server_id).unlink(missing_ok=True)
 
+    # data disks ----------------------------------------------------------------------------
+    def disks(self, server_id: str) -> list[AttachedDisk]:
+        """The server's virtio disks as its definition holds them (``vda`` first)."""
+        domain = self._existing(server_id)
+        return attached_disks(_xml(domain, libvirt.VIR_DOMAIN_XML_INACTIVE, server_id))
+
+    def attach_disk(self, server_id: str, disk: Disk) -> str:
+        """Plug ``disk`` into the server: into its definition, and live when it runs (the
+        guest sees it at once). Returns the device name (``vdb``…) given to libvirt."""
+        domain = self._existing(server_id)
+        present = [
+            *attached_disks(_xml(domain, 0, server_id)),
+            *attached_disks(_xml(domain, libvirt.VIR_DOMAIN_XML_INACTIVE, server_id)),
+        ]
+        if any(attached.serial == disk.serial for attached in present):
+            raise HypervisorError(f"volume {disk.serial} is already attached to {server_id}")
+        taken = [attached.target for attached in present]
+        target = next_target(taken)
+        if target is None:
+            raise HypervisorError(f"server {server_id} has no free disk slot (vdb … vdz)")
+        flags = libvirt.VIR_DOMAIN_AFFECT_CONFIG
+        if _is_active(domain):
+            flags |= libvirt.VIR_DOMAIN_AFFECT_LIVE
+        try:
+            domain.attachDeviceFlags(disk_xml(disk, target=target), flags)
+        except libvirt.libvirtError as exc:
+            raise _error(f"attaching volume {disk.serial} to server {server_id}", exc) from exc
+        return target
+
+    def detach_disk(
+        self, server_id: str, volume_id: str, *, timeout: float = DETACH_TIMEOUT_SECONDS
+    ) -> None:
+        """Unplug the disk whose serial is ``volume_id``: from the definition, and from the
+        running guest, waiting (bounded by ``timeout``) until the guest has released it;
+        the volume file may be used elsewhere once this returns. A guest that ignores the
+        unplug request keeps the disk: HypervisorError, the definition no longer has it."""
+        domain = self._existing(server_id)
+        for flags, xml_flags in (
+            (libvirt.VIR_DOMAIN_AFFECT_CONFIG, libvirt.VIR_DOMAIN_XML_INACTIVE),
+            (libvirt.VIR_DOMAIN_AFFECT_LIVE, 0),
+        ):
+            if flags == libvirt.VIR_DOMAIN_AFFECT_LIVE and not _is_active(domain):
+                continue
+            found = _find_disk(_xml(domain, xml_flags, server_id), volume_id)
+            if found is None:
+                continue
+            if found.target == "vda":
+                raise HypervisorError(f"volume {volume_id} is server {server_id}'s boot disk")
+            try:
+                # QEMU asks the guest to release the device (ACPI PCI hot-unplug); libvirt
+                # waits a few seconds for it, then returns and lets the unplug finish later.
+                domain.detachDeviceFlags(disk_xml(found.as_disk(), target=found.target), flags)
+            except libvirt.libvirtError as exc:
+                if exc.get_error_code() != libvirt.VIR_ERR_DEVICE_MISSING:
+                    what = f"detaching volume {volume_id} from server {server_id}"
+                    raise _error(what, exc) from exc
+        if not self._wait(lambda: not self._has_live_disk(domain, volume_id), timeout=timeout):
+            raise HypervisorError(
+                f"server {server_id}'s guest did not release volume {volume_id} within "
+                f"{timeout:g} s; it may not handle PCI hot-unplug (stop the server, then detach)"
+            )
+
+    def _has_live_disk(self, domain: libvirt.virDomain, volume_id: str) -> bool:
+        if not _is_active(domain):
+            return False
+        return _find_disk(_xml(domain, 0, domain.UUIDString()), volume_id) is not None
+
     # reading -------------------------------------------------------------------------------
     def state(self, server_id: str) -> PowerState:
         domain = self._domain(server_id)
-        if domain is None:
-            return PowerState.MISSING
-        try:
-            state, _reason = domain.state()
-        except libvirt.libvirtError as exc:
-            if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
-                return PowerState.MISSING
-            raise _error(f"reading the state of server {server_id}", exc) from exc
-        if state in (libvirt.VIR_DOMAIN_RUNNING, libvirt.VIR_DOMAIN_BLOCKED):
-            return PowerState.RUNNING
-        if state in (libvirt.VIR_DOMAIN_PAUSED, libvirt.VIR_DOMAIN_PMSUSPENDED):
-            return PowerState.PAUSED
-        return PowerState.SHUTOFF
+        return PowerState.MISSING if domain is None else _power_state(domain)
 
     def wait_for(self, server_id: str, state: PowerState, *, timeout: float) -> bool:
         """Wait until the domain is in ``state``; False when ``timeout`` passes first."""
-        deadline = time.monotonic() + timeout
-        while self.state(server_id) is not state:
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.1)
-        return True
+        return self._wait(lambda: self.state(server_id) is state, timeout=timeout)
 
     def domains(self) -> list[Domain]:
-        """bootvol's domains on this host (by their name prefix), for adoption."""
+        """bootvol's domains on this host: those with bootvol's metadata (for adoption)."""
         try:
             found = self._connection().listAllDomains()
         except libvirt.libvirtError as exc:
             raise _error("listing domains", exc) from exc
-        return [
-            Domain(server_id=d.UUIDString(), state=self.state(d.UUIDString()))
-            for d in found
-            if d.name().startswith(DOMAIN_PREFIX)
-        ]
+        ours = []
+        for domain in found:
+            try:
+                metadata = domain.metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, METADATA_NS)
+            except libvirt.libvirtError as exc:
+                # Not ours (no such metadata), or gone since the listing (a transient one).
+                if exc.get_error_code() in (
+                    libvirt.VIR_ERR_NO_DOMAIN_METADATA,
+                    libvirt.VIR_ERR_NO_DOMAIN,
+                ):
+                    continue
+                raise _error(f"reading the metadata of domain {domain.name()}", exc) from exc
+            server_id = server_id_of(metadata)
+            state = _power_state(domain)
+            if server_id is not None and state is not PowerState.MISSING:
+                ours.append(Domain(server_id=server_id, state=state))
+        return ours
 
     def console_output(self, server_id: str, *, lines: int | None = None) -> str:
+        """What the guest wrote on its serial console (all boots), ``lines`` last lines."""
         try:
             text = self.console_log(server_id).read_bytes().decode(errors="replace")
         except FileNotFoundError:
@@ -248,98 +309,45 @@ class Hypervisor:
         text = text.replace("\r\n", "\n")
         return text if lines is None else "\n".join(text.splitlines()[-lines:])
 
+    @staticmethod
+    def _wait(condition: Callable[[], bool], *, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(POLL_SECONDS)
+        return True
 
-def probe_acceleration(setting: str, *, uri: str, console_dir: Path) -> Accel:
-    """``kvm`` or ``tcg`` for the ``[compute] accel`` setting (auto, kvm, tcg).
 
-    ``auto`` boots a probe guest under KVM from a one-sector disk (PROBE_SECTOR_CODE)
-    that prints "V86OK" from V86 mode. Where nested KVM fails, QEMU stops the guest
-    ("KVM internal error"): the domain leaves the running state. The firmware alone
-    proves nothing: SeaBIOS runs fine under a KVM that then fails in syslinux. The
-    answer is whichever comes first (bounded by PROBE_TIMEOUT_SECONDS, then TCG).
-    """
-    if setting == "tcg":
-        return Accel.TCG
-    usable = os.access("/dev/kvm", os.R_OK | os.W_OK)
-    if setting == "kvm":
-        if not usable:
-            raise HypervisorError("accel = kvm, but /dev/kvm is missing or not accessible")
-        return Accel.KVM
-    if not usable:
-        return Accel.TCG
-    console_dir.mkdir(parents=True, exist_ok=True)
-    log_file = console_dir / f"kvm-probe-{os.getpid()}.log"
-    disk = console_dir / f"kvm-probe-{os.getpid()}.img"
-    log_file.unlink(missing_ok=True)
-    sector = PROBE_SECTOR_CODE.ljust(510, b"\0") + b"\x55\xaa"
-    disk.write_bytes(sector.ljust(32 << 10, b"\0"))
-    name = f"bootvol-kvm-probe-{os.getpid()}"
-    xml = f"""<domain type='kvm'><name>{name}</name><memory unit='MiB'>64</memory><vcpu>1</vcpu>
-      <os><type arch='x86_64' machine='pc'>hvm</type><boot dev='hd'/></os>
-      <devices><disk type='file' device='disk'><driver name='qemu' type='raw'/>
-      <source file='{disk}'/><target dev='hda' bus='ide'/></disk>
-      <serial type='file'><source path='{log_file}'/><target port='0'/></serial>
-      <memballoon model='none'/></devices></domain>"""
+def _power_state(domain: libvirt.virDomain) -> PowerState:
     try:
-        try:
-            domain = libvirt.open(uri).createXML(xml, 0)
-        except libvirt.libvirtError:
-            return Accel.TCG  # libvirt or QEMU refuses KVM here
-        try:
-            deadline = time.monotonic() + PROBE_TIMEOUT_SECONDS
-            while time.monotonic() < deadline:
-                if log_file.exists() and b"V86OK" in log_file.read_bytes():
-                    return Accel.KVM
-                if domain.state()[0] != libvirt.VIR_DOMAIN_RUNNING:
-                    return Accel.TCG  # QEMU stopped it: KVM internal error
-                time.sleep(0.05)
-            return Accel.TCG
-        finally:
-            with contextlib.suppress(libvirt.libvirtError):
-                domain.destroy()
-    finally:
-        log_file.unlink(missing_ok=True)
-        disk.unlink(missing_ok=True)
+        state, _reason = domain.state()
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+            return PowerState.MISSING
+        raise _error(f"reading the state of domain {domain.name()}", exc) from exc
+    if state in (libvirt.VIR_DOMAIN_RUNNING, libvirt.VIR_DOMAIN_BLOCKED):
+        return PowerState.RUNNING
+    if state in (libvirt.VIR_DOMAIN_PAUSED, libvirt.VIR_DOMAIN_PMSUSPENDED):
+        return PowerState.PAUSED
+    return PowerState.SHUTOFF
 
 
-def domain_xml(spec: DomainSpec, *, accel: Accel, console_log: Path) -> str:
-    """The libvirt domain XML of a server (see the module's contract)."""
-    domain = ET.Element("domain", type="kvm" if accel is Accel.KVM else "qemu")
-    ET.SubElement(domain, "name").text = f"{DOMAIN_PREFIX}{spec.server_id}"
-    ET.SubElement(domain, "uuid").text = str(uuid.UUID(spec.server_id))
-    ET.SubElement(domain, "title").text = spec.name
-    metadata = ET.SubElement(domain, "metadata")
-    ET.SubElement(metadata, f"{{{METADATA_NS}}}server", id=spec.server_id)
-    ET.SubElement(domain, "memory", unit="MiB").text = str(spec.ram_mib)
-    ET.SubElement(domain, "vcpu").text = str(spec.vcpus)
-    os_ = ET.SubElement(domain, "os")
-    ET.SubElement(os_, "type", arch="x86_64", machine="pc").text = "hvm"
-    ET.SubElement(os_, "boot", dev="hd")
-    features = ET.SubElement(domain, "features")
-    ET.SubElement(features, "acpi")
-    ET.SubElement(features, "apic")
-    ET.SubElement(domain, "on_poweroff").text = "destroy"
-    ET.SubElement(domain, "on_reboot").text = "restart"
-    ET.SubElement(domain, "on_crash").text = "destroy"
-    devices = ET.SubElement(domain, "devices")
-    devices.append(disk_element(spec.boot_disk, target="vda"))
-    serial = ET.SubElement(devices, "serial", type="file")
-    ET.SubElement(serial, "source", path=str(console_log), append="on")
-    ET.SubElement(serial, "target", port="0")
-    ET.SubElement(devices, "memballoon", model="none")
-    ET.register_namespace("bootvol", METADATA_NS)
-    return ET.tostring(domain, encoding="unicode")
+def _xml(domain: libvirt.virDomain, flags: int, server_id: str) -> str:
+    try:
+        return domain.XMLDesc(flags)
+    except libvirt.libvirtError as exc:
+        raise _error(f"reading the definition of server {server_id}", exc) from exc
 
 
-def disk_element(disk: Disk, *, target: str) -> ET.Element:
-    element = ET.Element("disk", type="file", device="disk")
-    # cache=none: the volume file is on a FlexVol other hosts may read (NFS); no host cache.
-    ET.SubElement(element, "driver", name="qemu", type=disk.file_format, cache="none")
-    ET.SubElement(element, "source", file=str(disk.file))
-    ET.SubElement(element, "target", dev=target, bus="virtio")
-    ET.SubElement(element, "serial").text = disk.serial
-    return element
+def _find_disk(xml: str, volume_id: str) -> AttachedDisk | None:
+    return next((d for d in attached_disks(xml) if d.serial == volume_id), None)
 
 
-def _error(what: str, exc: Any) -> HypervisorError:
+def _is_active(domain: libvirt.virDomain) -> bool:
+    """Whether the domain has a QEMU process (running or paused): live changes apply."""
+    return _power_state(domain) in (PowerState.RUNNING, PowerState.PAUSED)
+
+
+def _error(what: str, exc: libvirt.libvirtError) -> HypervisorError:
     return HypervisorError(f"{what} failed: {exc.get_error_message()}")

@@ -18,9 +18,10 @@ from pathlib import Path
 import pytest
 
 from bootvol.caller import Caller
+from bootvol.compute.domain import Accel
 from bootvol.compute.flavors import FlavorCreate
 from bootvol.compute.host import ComputeHost
-from bootvol.compute.hypervisor import Accel, Hypervisor, PowerState
+from bootvol.compute.hypervisor import Hypervisor, PowerState
 from bootvol.compute.service import BootSource, BootVolume, ServerCreate
 from bootvol.config import ComputeSettings
 from bootvol.db.models import ServerRecord, ServerStatus, TaskState, VolumeStatus
