@@ -34,7 +34,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import libvirt
+from bootvol.errors import HypervisorError
+
+try:
+    import libvirt
+except ImportError as exc:  # a volume-only install: the binding is the `compute` extra
+    raise HypervisorError(
+        "[compute] enabled = true needs the libvirt binding: pip install 'bootvol[compute]' "
+        "(it builds against the system's libvirt: apt-get install libvirt-dev pkg-config)"
+    ) from exc
 
 from bootvol.compute.domain import (
     METADATA_NS,
@@ -48,7 +56,6 @@ from bootvol.compute.domain import (
     next_target,
     server_id_of,
 )
-from bootvol.errors import HypervisorError
 
 # libvirt prints every error to stderr by default; ours are raised (and logged) instead.
 libvirt.registerErrorHandler(lambda _context, _error: None, None)

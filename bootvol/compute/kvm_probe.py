@@ -15,9 +15,8 @@ import threading
 import time
 from pathlib import Path
 
-import libvirt
-
 from bootvol.compute.domain import Accel
+from bootvol.compute.hypervisor import libvirt  # with the install hint when it is missing
 from bootvol.errors import HypervisorError
 
 PROBE_TIMEOUT_SECONDS = 30.0
