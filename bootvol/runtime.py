@@ -7,6 +7,7 @@ from pathlib import Path
 
 from bootvol.compute.flavors import FlavorService
 from bootvol.compute.hosts import HostRegistry
+from bootvol.compute.server_volumes import ServerVolumes
 from bootvol.compute.service import ServerService
 from bootvol.config import Settings, load_settings, resolve_config_path
 from bootvol.db.session import SessionFactory, open_database
@@ -31,6 +32,7 @@ class Bootvol:
     flavors: FlavorService
     hosts: HostRegistry
     servers: ServerService
+    server_volumes: ServerVolumes  # data volumes on servers
 
 
 def open_bootvol(*, config: Path | None = None, data_dir: Path | None = None) -> Bootvol:
@@ -51,6 +53,14 @@ def open_bootvol(*, config: Path | None = None, data_dir: Path | None = None) ->
     flavors = FlavorService(sessions)
     flavors.ensure_defaults()
     hosts = HostRegistry(sessions, down_after_seconds=settings.compute.down_after_seconds)
+    servers = ServerService(
+        sessions=sessions,
+        settings=settings,
+        images=images,
+        volumes=volumes,
+        flavors=flavors,
+        hosts=hosts,
+    )
     return Bootvol(
         settings=settings,
         config_path=config_path,
@@ -62,12 +72,6 @@ def open_bootvol(*, config: Path | None = None, data_dir: Path | None = None) ->
         metrics=metrics,
         flavors=flavors,
         hosts=hosts,
-        servers=ServerService(
-            sessions=sessions,
-            settings=settings,
-            images=images,
-            volumes=volumes,
-            flavors=flavors,
-            hosts=hosts,
-        ),
+        servers=servers,
+        server_volumes=ServerVolumes(servers),
     )

@@ -8,7 +8,16 @@ from collections.abc import Awaitable, Callable
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import PlainTextResponse
 
-from bootvol.api import compute, errors, identity, image, microversion, volume
+from bootvol.api import (
+    compute,
+    errors,
+    identity,
+    image,
+    microversion,
+    server_volumes,
+    volume,
+    volume_attachments,
+)
 from bootvol.errors import BootvolError
 from bootvol.metrics import CONTENT_TYPE
 from bootvol.runtime import Bootvol
@@ -34,6 +43,8 @@ def create_app(bootvol: Bootvol, *, public_url: str | None = None) -> FastAPI:
     app.include_router(image.router)
     app.include_router(volume.router)
     app.include_router(compute.router)
+    app.include_router(server_volumes.router)
+    app.include_router(volume_attachments.router)
 
     @app.get("/metrics", response_class=PlainTextResponse, tags=["metrics"])
     def metrics() -> Response:

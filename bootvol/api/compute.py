@@ -9,7 +9,7 @@ clients of older versions ignore what they do not know.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Response
@@ -27,8 +27,15 @@ from bootvol.compute.service import (
     ServerQuery,
     vm_state,
 )
-from bootvol.db.models import FlavorRecord, ServerRecord, ServerStatus, TaskState
+from bootvol.db.models import (
+    FlavorRecord,
+    ServerRecord,
+    ServerStatus,
+    TaskState,
+    VolumeAttachmentRecord,
+)
 from bootvol.errors import InvalidRequest
+from bootvol.runtime import Bootvol
 
 router = APIRouter(prefix="/compute", tags=["compute"])
 
@@ -236,9 +243,22 @@ def _boot_volume(fields: ServerFields) -> BootVolume | None:
 
 
 class _ServerView:
-    def __init__(self, *, base: str, caller: Caller) -> None:
+    def __init__(
+        self, *, base: str, caller: Caller, attachments: Iterable[VolumeAttachmentRecord] = ()
+    ) -> None:
         self._base = base
         self._caller = caller
+        self._volumes: dict[str, list[VolumeAttachmentRecord]] = {}
+        for attachment in attachments:
+            self._volumes.setdefault(attachment.server_id or "", []).append(attachment)
+
+    @classmethod
+    def of(
+        cls, servers: list[ServerRecord], bootvol: Bootvol, *, base: str, caller: Caller
+    ) -> _ServerView:
+        """A view that knows the listed servers' attached volumes (one query for all)."""
+        attachments = bootvol.volumes.attachments.of_servers(s.id for s in servers)
+        return cls(base=base, caller=caller, attachments=attachments)
 
     def links(self, record: ServerRecord) -> list[dict[str, str]]:
         return [{"rel": "self", "href": f"{self._base}/compute/v2.1/servers/{record.id}"}]
@@ -250,11 +270,10 @@ class _ServerView:
         image: Any = ""
         if record.image_id and record.root_volume_id is None:
             image = {"id": record.image_id, "links": []}
-        attached = []
-        if record.root_volume_id is not None:
-            attached.append(
-                {"id": record.root_volume_id, "delete_on_termination": record.delete_on_termination}
-            )
+        attached = [
+            {"id": a.volume_id, "delete_on_termination": a.delete_on_termination}
+            for a in self._volumes.get(record.id, [])
+        ]
         body: dict[str, Any] = {
             **self.summary(record),
             "status": str(record.status),
@@ -399,8 +418,9 @@ def list_servers(
 def list_servers_detail(
     query: ServerQueryDep, bootvol: AppDep, caller: CallerDep, base: BaseUrl
 ) -> dict[str, Any]:
-    view = _ServerView(base=base, caller=caller)
-    return {"servers": [view.detail(s) for s in bootvol.servers.query(query, caller=caller)]}
+    servers = bootvol.servers.query(query, caller=caller)
+    view = _ServerView.of(servers, bootvol, base=base, caller=caller)
+    return {"servers": [view.detail(s) for s in servers]}
 
 
 @router.get("/v2.1/servers/{server_id}")
@@ -408,7 +428,7 @@ def show_server(
     server_id: str, bootvol: AppDep, caller: CallerDep, base: BaseUrl
 ) -> dict[str, Any]:
     record = bootvol.servers.get(server_id, caller=caller)
-    return {"server": _ServerView(base=base, caller=caller).detail(record)}
+    return {"server": _ServerView.of([record], bootvol, base=base, caller=caller).detail(record)}
 
 
 @router.delete("/v2.1/servers/{server_id}", status_code=204)

@@ -31,7 +31,7 @@ class APIVersion:
 
 MIN = APIVersion(3, 0)
 # 3.48 adds shared_targets and service_uuid; 3.50 would announce multiattach, which
-# bootvol (no attachments at all) does not have.
+# bootvol (one attachment per volume) does not have.
 MAX = APIVersion(3, 48)
 
 _VERSION = re.compile(r"^([1-9]\d*)\.(0|[1-9]\d*)$")

@@ -272,11 +272,39 @@ def delete_metadata(volume_id: str, key: str, bootvol: AppDep, caller: ProjectCa
 def volume_action(
     volume_id: str, body: VolumeActionBody, bootvol: AppDep, caller: ProjectCaller
 ) -> Response:
-    """Volume actions; bootvol serves ``{"os-extend": {"new_size": N}}``."""
-    if body.os_extend is None:
-        others = ", ".join(body.model_extra or {}) or "(none)"
-        raise InvalidRequest(f"There is no such action: {others}")
-    bootvol.volumes.extend(volume_id, body.os_extend.new_size, caller=caller)
+    """The volume actions bootvol serves: ``os-extend``, and those a compute service calls
+    around an attachment (``os-reserve`` … ``os-detach``, ``os-set_bootable``)."""
+    asked = body.model_fields_set
+    if len(asked) != 1 or body.model_extra:
+        others = ", ".join([*(body.model_extra or {}), *sorted(asked)]) or "(none)"
+        raise InvalidRequest(f"There is no such action: {others} (one action per request)")
+    volume = bootvol.volumes.get(volume_id, caller=caller)
+    attachments = bootvol.volumes.attachments
+    if body.os_extend is not None:
+        bootvol.volumes.extend(volume.id, body.os_extend.new_size, caller=caller)
+    elif "os_reserve" in asked:
+        attachments.reserve(volume.id, server_id=None)
+    elif "os_unreserve" in asked:
+        attachments.unreserve(volume.id)
+    elif body.os_attach is not None:
+        attach = body.os_attach
+        attachments.attach(
+            volume.id,
+            server_id=attach.instance_uuid,
+            device=attach.mountpoint,
+            host=attach.host_name,
+        )
+    elif "os_begin_detaching" in asked:
+        attachments.begin_detaching_volume(volume.id)
+    elif "os_roll_detaching" in asked:
+        attachments.roll_detaching_volume(volume.id)
+    elif "os_detach" in asked:
+        attachments.detach(volume.id, body.os_detach.attachment_id if body.os_detach else None)
+    elif body.os_set_bootable is not None:
+        bootvol.volumes.update(volume.id, caller=caller, bootable=body.os_set_bootable.bootable)
+        return Response(status_code=200)  # Cinder answers this one 200
+    else:
+        raise InvalidRequest(f"{next(iter(asked)).replace('_', '-', 1)} needs its parameters")
     return Response(status_code=202)
 
 
@@ -363,20 +391,21 @@ class _View:
         ]
 
     def _attachments(self, record: VolumeRecord) -> list[dict[str, Any]]:
-        """A volume a server boots from is attached to it as its root disk, ``/dev/vda``."""
-        if record.status != VolumeStatus.IN_USE:
+        """The volume's attachment as Cinder shows it once connected (attached or
+        detaching); a boot volume is attached to its server as ``/dev/vda``."""
+        if record.status not in (VolumeStatus.IN_USE, VolumeStatus.DETACHING):
             return []
         return [
             {
                 "id": record.id,
                 "volume_id": record.id,
-                "server_id": server.id,
-                "attachment_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{server.id}/{record.id}")),
-                "attached_at": cinder_time(server.launched_at or server.created_at),
-                "host_name": server.host,
-                "device": "/dev/vda",
+                "server_id": attachment.server_id,
+                "attachment_id": attachment.id,
+                "attached_at": cinder_time(attachment.attached_at or attachment.created_at),
+                "host_name": attachment.host,
+                "device": attachment.device,
             }
-            for server in self._bootvol.servers.booting_from(record.id)
+            for attachment in self._bootvol.volumes.attachments.of_volume(record.id)
         ]
 
     def summary(self, record: VolumeRecord) -> VolumeSummary:

@@ -29,6 +29,8 @@ from pathlib import Path
 
 METADATA_NS = "https://bootvol.dev/xmlns/server/1"
 DOMAIN_PREFIX = "bootvol-"
+BOOT_TARGET = "vda"  # the boot volume's device; data volumes come after it
+DATA_TARGETS = tuple(f"vd{letter}" for letter in "bcdefghijklmnopqrstuvwxyz")
 ET.register_namespace("bootvol", METADATA_NS)
 
 
@@ -101,7 +103,7 @@ def domain_xml(spec: DomainSpec, *, accel: Accel, console_log: Path) -> str:
     ET.SubElement(domain, "on_reboot").text = "restart"
     ET.SubElement(domain, "on_crash").text = "destroy"
     devices = ET.SubElement(domain, "devices")
-    devices.append(disk_element(spec.boot_disk, target="vda"))
+    devices.append(disk_element(spec.boot_disk, target=BOOT_TARGET))
     serial = ET.SubElement(devices, "serial", type="file")
     ET.SubElement(serial, "source", path=str(console_log), append="on")
     ET.SubElement(serial, "target", port="0")
@@ -156,7 +158,4 @@ def next_target(taken: list[str]) -> str | None:
     taken: the ``pc`` machine's PCI bus has about 30 slots, so more could not plug anyway.
     The name is libvirt's; the guest names disks in the order it finds them (as Nova says
     of its device names, a hint), which for bootvol's guest is the same order."""
-    for letter in "bcdefghijklmnopqrstuvwxyz":
-        if f"vd{letter}" not in taken:
-            return f"vd{letter}"
-    return None
+    return next((target for target in DATA_TARGETS if target not in taken), None)

@@ -37,20 +37,22 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bootvol.caller import Caller
-from bootvol.compute.domain import Disk, DomainSpec
+from bootvol.compute.domain import BOOT_TARGET, Disk, DomainSpec
 from bootvol.compute.hypervisor import Hypervisor, PowerState
 from bootvol.compute.kvm_probe import probe_acceleration
 from bootvol.compute.service import Fault, ServerService
 from bootvol.config import ComputeSettings, Settings
 from bootvol.db.models import (
+    AttachStatus,
     ServerRecord,
     ServerStatus,
     TaskState,
+    VolumeAttachmentRecord,
     VolumeStatus,
     as_utc,
     utcnow,
 )
-from bootvol.errors import BootvolError
+from bootvol.errors import BootvolError, NotFound
 from bootvol.volumes.claims import this_process
 from bootvol.volumes.service import VolumeCreate
 
@@ -84,6 +86,7 @@ class ComputeHost:
     ) -> None:
         self._servers = servers
         self._volumes = servers.volumes
+        self._attachments = servers.volumes.attachments
         self._hypervisor = hypervisor
         self._settings = settings
         self.name = settings.host_name or socket.gethostname()
@@ -123,16 +126,10 @@ class ComputeHost:
     def _recover(self) -> None:
         for server in self._mine():
             if server.status == ServerStatus.BUILD:
-                # Whether the dead build had taken its volume: in-use, and no other server
-                # boots from it.
-                holds = server.root_volume_id is not None and (
-                    self._servers.users_of(server.root_volume_id) == [server.id]
-                )
                 self._fail(
                     server,
                     "the compute host restarted while building this server; delete it and "
                     "create it again",
-                    holds_volume=holds,
                 )
         self.sync_power_states()
 
@@ -140,8 +137,10 @@ class ComputeHost:
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
-                for server in self._mine():
+                servers = self._mine()
+                for server in servers:
                     self._handle(server)
+                self._plug_pending(servers)
                 self.sync_power_states()
             except Exception:  # the database or libvirt hiccuped: log, try again
                 log.exception("compute host %s: a round of work failed", self.name)
@@ -195,11 +194,16 @@ class ComputeHost:
     # building ------------------------------------------------------------------------------
     def build(self, server: ServerRecord) -> None:
         build: dict[str, object] = {}
-        holds_volume = False
         try:
             volume_id = self._boot_volume(server, build)
-            self._volumes.mark_in_use(volume_id)
-            holds_volume = True
+            self._attachments.reserve(
+                volume_id,
+                server_id=server.id,
+                status=AttachStatus.ATTACHED,
+                device=f"/dev/{BOOT_TARGET}",
+                host=self.name,
+                delete_on_termination=server.delete_on_termination,
+            )
             volume = self._volumes.get(volume_id)
             self._servers.set_state(
                 server.id, status=ServerStatus.BUILD, task_state=TaskState.SPAWNING
@@ -220,7 +224,7 @@ class ComputeHost:
             )
             build["domain_start_s"] = round(time.perf_counter() - spawn_started, 6)
         except BootvolError as exc:
-            self._fail(server, exc.message, holds_volume=holds_volume)
+            self._fail(server, exc.message)
             return
         build["request_to_active_s"] = _since(server.created_at)
         self._servers.finish_build(server.id, build=build)
@@ -273,14 +277,14 @@ class ComputeHost:
                 return
             time.sleep(0.05)
 
-    def _fail(self, server: ServerRecord, message: str, *, holds_volume: bool = False) -> None:
-        """End a build in ERROR: no domain; the volume let go of if this build made it or
-        took it (a volume another server uses is not this one's to release)."""
+    def _fail(self, server: ServerRecord, message: str) -> None:
+        """End a build in ERROR: no domain; the volumes it took let go of (and deleted when
+        the server would delete them)."""
         log.error("server %s failed: %s", server.id, message)
         self._hypervisor.undefine(server.id)
         current = self._servers.get_by_id(server.id)
-        if current is not None and (holds_volume or current.image_id is not None):
-            self._let_go_of_volume(current)
+        if current is not None:
+            self._let_go_of_volumes(current)
         self._servers.set_state(
             server.id,
             status=ServerStatus.ERROR,
@@ -291,22 +295,85 @@ class ComputeHost:
     # removing ------------------------------------------------------------------------------
     def delete(self, server: ServerRecord) -> None:
         self._hypervisor.undefine(server.id)
-        if server.root_volume_id is not None:
-            self._let_go_of_volume(server)
+        self._let_go_of_volumes(server)
         self._servers.forget(server.id)
         log.info("server %s deleted", server.id)
 
-    def _let_go_of_volume(self, server: ServerRecord) -> None:
-        """Release the server's volume; delete it too when the server owns it."""
-        if server.root_volume_id is None:
-            return
-        self._volumes.release(server.root_volume_id)
-        if not server.delete_on_termination:
-            return
+    def _let_go_of_volumes(self, server: ServerRecord) -> None:
+        """Detach every volume of the server; delete those it owns: the attachments marked
+        ``delete_on_termination``, and a boot volume it made from its image even when the
+        build failed before attaching it."""
+        owned = []
+        made_root = server.image_id is not None and server.delete_on_termination
+        if made_root and server.root_volume_id is not None:
+            owned.append(server.root_volume_id)
+        for attachment in self._attachments.of_server(server.id):
+            self._attachments.remove(attachment.id)
+            if attachment.delete_on_termination and attachment.volume_id not in owned:
+                owned.append(attachment.volume_id)
+        for volume_id in owned:
+            try:
+                self._volumes.delete(volume_id)
+            except NotFound:
+                pass
+            except BootvolError as exc:
+                log.warning("server %s: volume %s stays: %s", server.id, volume_id, exc.message)
+
+    # data volumes --------------------------------------------------------------------------
+    def _plug_pending(self, servers: list[ServerRecord]) -> None:
+        """Carry out the hot-plugs and unplugs the API asked for on these servers. Each is
+        idempotent: one interrupted by a restart is finished by the next round."""
+        by_id = {server.id: server for server in servers}
+        for attachment in self._attachments.pending(by_id):
+            server = by_id[attachment.server_id or ""]
+            if server.status == ServerStatus.BUILD or server.task_state is not None:
+                continue  # after the build or the power action
+            if attachment.status == AttachStatus.ATTACHING:
+                self._plug(server, attachment)
+            else:
+                self._unplug(server, attachment)
+
+    def _plug(self, server: ServerRecord, attachment: VolumeAttachmentRecord) -> None:
         try:
-            self._volumes.delete(server.root_volume_id)
+            volume = self._volumes.get(attachment.volume_id)
+            plugged = {disk.serial for disk in self._hypervisor.disks(server.id)}
+            target = (attachment.device or "").removeprefix("/dev/") or None
+            if volume.id not in plugged:
+                self._hypervisor.attach_disk(
+                    server.id,
+                    Disk(
+                        file=Path(volume.file or ""),
+                        file_format=str(volume.file_format),
+                        serial=volume.id,
+                    ),
+                    target=target,
+                )
+            self._attachments.complete(attachment.id, host=self.name)
         except BootvolError as exc:
-            log.warning("server %s: its volume stays: %s", server.id, exc.message)
+            # Nova too gives the volume back when the hypervisor refuses it.
+            log.error(
+                "server %s: attaching volume %s failed: %s",
+                server.id,
+                attachment.volume_id,
+                exc.message,
+            )
+            self._attachments.remove(attachment.id)
+            return
+        log.info("server %s: volume %s attached as %s", server.id, volume.id, attachment.device)
+
+    def _unplug(self, server: ServerRecord, attachment: VolumeAttachmentRecord) -> None:
+        try:
+            self._hypervisor.detach_disk(server.id, attachment.volume_id)
+        except BootvolError as exc:
+            log.error(
+                "server %s: detaching volume %s failed: %s",
+                server.id,
+                attachment.volume_id,
+                exc.message,
+            )
+            self._attachments.roll_detaching(attachment.id)
+            return
+        self._attachments.remove(attachment.id)
 
     # power states --------------------------------------------------------------------------
     def sync_power_states(self) -> None:

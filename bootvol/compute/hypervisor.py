@@ -45,6 +45,7 @@ except ImportError as exc:  # a volume-only install: the binding is the `compute
     ) from exc
 
 from bootvol.compute.domain import (
+    BOOT_TARGET,
     METADATA_NS,
     Accel,
     AttachedDisk,
@@ -213,9 +214,10 @@ class Hypervisor:
         domain = self._existing(server_id)
         return attached_disks(_xml(domain, libvirt.VIR_DOMAIN_XML_INACTIVE, server_id))
 
-    def attach_disk(self, server_id: str, disk: Disk) -> str:
+    def attach_disk(self, server_id: str, disk: Disk, *, target: str | None = None) -> str:
         """Plug ``disk`` into the server: into its definition, and live when it runs (the
-        guest sees it at once). Returns the device name (``vdb``…) given to libvirt."""
+        guest sees it at once), as ``target`` or the first free device name. Returns the
+        device name (``vdb``…) given to libvirt."""
         domain = self._existing(server_id)
         present = [
             *attached_disks(_xml(domain, 0, server_id)),
@@ -224,9 +226,12 @@ class Hypervisor:
         if any(attached.serial == disk.serial for attached in present):
             raise HypervisorError(f"volume {disk.serial} is already attached to {server_id}")
         taken = [attached.target for attached in present]
-        target = next_target(taken)
         if target is None:
-            raise HypervisorError(f"server {server_id} has no free disk slot (vdb … vdz)")
+            target = next_target(taken)
+            if target is None:
+                raise HypervisorError(f"server {server_id} has no free disk slot (vdb … vdz)")
+        elif target in taken:
+            raise HypervisorError(f"server {server_id} already has a disk {target}")
         flags = libvirt.VIR_DOMAIN_AFFECT_CONFIG
         if _is_active(domain):
             flags |= libvirt.VIR_DOMAIN_AFFECT_LIVE
@@ -253,7 +258,7 @@ class Hypervisor:
             found = _find_disk(_xml(domain, xml_flags, server_id), volume_id)
             if found is None:
                 continue
-            if found.target == "vda":
+            if found.target == BOOT_TARGET:
                 raise HypervisorError(f"volume {volume_id} is server {server_id}'s boot disk")
             try:
                 # QEMU asks the guest to release the device (ACPI PCI hot-unplug); libvirt

@@ -318,19 +318,6 @@ class ServerService:
         with self._sessions() as session:
             return list(session.scalars(select(ServerRecord).where(ServerRecord.host == host)))
 
-    def users_of(self, volume_id: str) -> list[str]:
-        """The ids of the servers that boot from ``volume_id``."""
-        return [server.id for server in self.booting_from(volume_id)]
-
-    def booting_from(self, volume_id: str) -> list[ServerRecord]:
-        """The servers that boot from ``volume_id`` (Cinder shows them as attachments)."""
-        with self._sessions() as session:
-            return list(
-                session.scalars(
-                    select(ServerRecord).where(ServerRecord.root_volume_id == volume_id)
-                )
-            )
-
     def get_by_id(self, server_id: str) -> ServerRecord | None:
         return self._records.get_by_id(server_id)
 

@@ -69,8 +69,23 @@ class VolumeStatus(enum.StrEnum):
     DOWNLOADING = "downloading"
     AVAILABLE = "available"
     EXTENDING = "extending"
-    IN_USE = "in-use"  # a server boots from it (Cinder's status for an attached volume)
+    # Attachment statuses (Cinder's): reserved for an attachment being made (attachments
+    # API), attaching (os-reserve, or a hot-plug under way), in-use while attached,
+    # detaching while an attachment goes.
+    RESERVED = "reserved"
+    ATTACHING = "attaching"
+    IN_USE = "in-use"
+    DETACHING = "detaching"
     ERROR = "error"
+
+
+class AttachStatus(enum.StrEnum):
+    """Cinder's ``attach_status`` of one attachment."""
+
+    RESERVED = "reserved"  # made, not connected yet (attachments API, os-reserve)
+    ATTACHING = "attaching"  # a hot-plug into a server is under way
+    ATTACHED = "attached"
+    DETACHING = "detaching"  # an unplug is under way
 
 
 class Visibility(enum.StrEnum):
@@ -194,6 +209,24 @@ class VolumeRecord(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
     )
+
+
+class VolumeAttachmentRecord(Base):
+    """A volume attached (or being attached) to a server, as Cinder's attachments."""
+
+    __tablename__ = "volume_attachments"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    volume_id: Mapped[str] = mapped_column(ForeignKey("volumes.id", ondelete="CASCADE"), index=True)
+    server_id: Mapped[str | None] = mapped_column(String(36), index=True)  # instance_uuid
+    status: Mapped[AttachStatus] = mapped_column(_enum(AttachStatus, "attach_status"))
+    device: Mapped[str | None] = mapped_column(String(64))  # /dev/vdb: the mountpoint
+    host: Mapped[str | None] = mapped_column(String(255))  # the compute host (attached_host)
+    mode: Mapped[str] = mapped_column(String(8), default="rw")
+    # Whether deleting the server deletes the volume (Nova's BDM flag, 2.79).
+    delete_on_termination: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    attached_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class ProjectRecord(Base):

@@ -46,6 +46,7 @@ from bootvol.images.service import ImageService
 from bootvol.storage.topology import Topology
 from bootvol.units import GiB
 from bootvol.volumes import placement
+from bootvol.volumes.attachments import VolumeAttachments
 from bootvol.volumes.claims import this_process
 from bootvol.volumes.events import VolumeObserver
 from bootvol.volumes.provisioning import Provisioner, image_source
@@ -116,6 +117,7 @@ class VolumeService:
         self._sessions = sessions
         self._records = Records(sessions, VolumeRecord, kind="volume")
         self._quota = VolumeQuota(sessions)
+        self.attachments = VolumeAttachments(sessions)
         self.topology = topology
         self.images = images
         self.settings = settings
@@ -275,9 +277,12 @@ class VolumeService:
         name: str | None = None,
         description: str | None = None,
         metadata: Mapping[str, str] | None = None,
+        bootable: bool | None = None,
     ) -> VolumeRecord:
         record = self._visible(volume_id, caller)
         changes: dict[str, Any] = {}
+        if bootable is not None:
+            changes["bootable"] = bootable
         if name is not None:
             changes["name"] = name
         if description is not None:
@@ -307,8 +312,13 @@ class VolumeService:
     def delete(self, ref: str, *, caller: Caller = OPERATOR) -> VolumeRecord:
         record = self._visible(ref, caller)
         if record.status not in _DELETABLE:
+            attached = "".join(
+                f" (attached to server {attachment.server_id})"
+                for attachment in self.attachments.of_volume(record.id)
+                if attachment.server_id is not None
+            )
             raise Conflict(
-                f"Invalid volume: volume {record.id} is {record.status}; it must be "
+                f"Invalid volume: volume {record.id} is {record.status}{attached}; it must be "
                 "available or error to be deleted"
             )
         if record.flexvol:
@@ -350,28 +360,6 @@ class VolumeService:
             self._records.update(record.id, status=VolumeStatus.AVAILABLE, size_gib=record.size_gib)
             raise
         return self._records.update(record.id, status=VolumeStatus.AVAILABLE)
-
-    def mark_in_use(self, volume_id: str) -> None:
-        """A server now uses the volume: ``in-use``, which neither deletes nor extends.
-        Conflict when it is no longer available (taken meanwhile, or deleted)."""
-        if not self._set_status(volume_id, VolumeStatus.AVAILABLE, VolumeStatus.IN_USE):
-            raise Conflict(f"volume {volume_id} is no longer available; a server cannot use it")
-
-    def release(self, volume_id: str) -> None:
-        """The server that used the volume is gone: ``available`` again."""
-        self._set_status(volume_id, VolumeStatus.IN_USE, VolumeStatus.AVAILABLE)
-
-    def _set_status(self, volume_id: str, current: VolumeStatus, new: VolumeStatus) -> bool:
-        with self._sessions.begin() as session:
-            return (
-                session.execute(
-                    update(VolumeRecord)
-                    .where(VolumeRecord.id == volume_id, VolumeRecord.status == current)
-                    .values(status=new)
-                    .execution_options(synchronize_session=False)
-                ).rowcount
-                == 1
-            )
 
     def _visible(self, ref: str, caller: Caller) -> VolumeRecord:
         if caller.is_operator:

@@ -208,6 +208,62 @@ def test_delete_with_and_without_delete_on_termination(cloud: Cloud) -> None:
     assert cloud.app.volumes.get(volume.id).status == VolumeStatus.AVAILABLE
 
 
+def data_volume(cloud: Cloud, name: str) -> str:
+    accepted = cloud.app.volumes.accept(
+        VolumeCreate(size_gib=1, name=name), caller=cloud.caller, claimant=this_process()
+    )
+    return cloud.app.volumes.provisioner.provision(accepted.id).id
+
+
+def test_a_data_volume_hot_plugs_into_a_running_server_and_goes(cloud: Cloud) -> None:
+    server_id = cloud.create()
+    cloud.wait_status(server_id, ServerStatus.ACTIVE)
+    cloud.wait_boots(server_id, 1)
+    volume_id = data_volume(cloud, "data")
+    volumes = cloud.app.server_volumes
+    attachment = volumes.attach(server_id, volume_id, caller=cloud.caller)
+    assert attachment.device == "/dev/vdb"
+    cloud.wait(lambda: cloud.app.volumes.get(volume_id).status == VolumeStatus.IN_USE, "the attach")
+    seen = f"bootvol-guest disk=vdb serial={volume_id[:20]}"
+    cloud.wait(lambda: seen in cloud.hypervisor.console_output(server_id), "the guest's disk line")
+    attached = [a.volume_id for a in volumes.list(server_id, caller=cloud.caller)]
+    assert attached == [cloud.server(server_id).root_volume_id, volume_id]
+    # In use: not deleted, not attached twice, the boot volume stays.
+    with pytest.raises(Conflict, match=f"in-use \\(attached to server {server_id}\\)"):
+        cloud.app.volumes.delete(volume_id)
+    with pytest.raises(InvalidRequest, match="only an available volume can be attached"):
+        volumes.attach(server_id, volume_id, caller=cloud.caller)
+    with pytest.raises(InvalidRequest, match="root device"):
+        volumes.detach(server_id, cloud.server(server_id).root_volume_id or "", caller=cloud.caller)
+
+    volumes.detach(server_id, volume_id, caller=cloud.caller)
+    cloud.wait(
+        lambda: cloud.app.volumes.get(volume_id).status == VolumeStatus.AVAILABLE, "the detach"
+    )
+    # The guest looks at its disks once a second: its line follows the unplug.
+    gone = "bootvol-guest gone=vdb"
+    cloud.wait(lambda: gone in cloud.hypervisor.console_output(server_id), "the guest's gone line")
+    assert [d.target for d in cloud.hypervisor.disks(server_id)] == ["vda"]
+
+    # Attached to a stopped server, it is there at the next boot; the server's delete
+    # deletes a volume attached with delete_on_termination and keeps the other.
+    cloud.app.servers.begin_task(
+        server_id, task=TaskState.POWERING_OFF, allowed=(ServerStatus.ACTIVE,), caller=cloud.caller
+    )
+    cloud.app.servers.wake_host(cloud.server(server_id))
+    cloud.wait_status(server_id, ServerStatus.SHUTOFF)
+    owned = data_volume(cloud, "owned")
+    volumes.attach(server_id, volume_id, caller=cloud.caller)
+    volumes.attach(server_id, owned, caller=cloud.caller, delete_on_termination=True)
+    cloud.wait(lambda: cloud.app.volumes.get(owned).status == VolumeStatus.IN_USE, "the attaches")
+    assert [d.serial for d in cloud.hypervisor.disks(server_id)][1:] == [volume_id, owned]
+    owned_file = Path(cloud.app.volumes.get(owned).file or "")
+    cloud.app.servers.request_delete(server_id, caller=cloud.caller)
+    cloud.wait(lambda: cloud.app.servers.get_by_id(server_id) is None, "the delete")
+    assert cloud.app.volumes.get(volume_id).status == VolumeStatus.AVAILABLE
+    assert owned not in [v.id for v in cloud.app.volumes.list()] and not owned_file.exists()
+
+
 def test_a_guest_that_fails_to_start_leaves_no_domain_and_no_volume(cloud: Cloud) -> None:
     admin = Caller(project_id=None, is_admin=True)
     # The pc machine takes at most 255 vCPUs: libvirt refuses the domain.

@@ -76,12 +76,41 @@ class NewSize(BaseModel):
         return value
 
 
+class AttachAction(BaseModel):
+    """``os-attach``: who attached the volume, where (Cinder's attach parameters)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    instance_uuid: str | None = None
+    mountpoint: str | None = None
+    host_name: str | None = None
+    mode: str = "rw"
+
+
+class DetachAction(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    attachment_id: str | None = None
+
+
+class BootableAction(BaseModel):
+    bootable: bool
+
+
 class VolumeActionBody(BaseModel):
-    """One action per request; bootvol serves ``os-extend``."""
+    """One action per request. Those that take no argument are sent as ``null``: which
+    one was asked for is which field is set (``model_fields_set``)."""
 
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
     os_extend: NewSize | None = Field(None, alias="os-extend")
+    os_reserve: None = Field(None, alias="os-reserve")
+    os_unreserve: None = Field(None, alias="os-unreserve")
+    os_attach: AttachAction | None = Field(None, alias="os-attach")
+    os_begin_detaching: None = Field(None, alias="os-begin_detaching")
+    os_roll_detaching: None = Field(None, alias="os-roll_detaching")
+    os_detach: DetachAction | None = Field(None, alias="os-detach")
+    os_set_bootable: BootableAction | None = Field(None, alias="os-set_bootable")
 
 
 class VolumeListParams(BaseModel):
