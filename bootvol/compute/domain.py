@@ -4,9 +4,10 @@ Contract (what ``domain_xml`` writes, and what the rest of bootvol may rely on):
 
 * name ``bootvol-<server id>``, ``<uuid>`` = the server id, ``<title>`` = the server's name
   (what ``virsh list --title`` shows an operator);
-* ``<metadata>`` holds ``<bootvol:server id="…"/>`` in the ``METADATA_NS`` namespace: that
-  element, not the name, marks a domain as bootvol's (``server_id_of``), so that a
-  restarted bootvol adopts exactly its own domains;
+* ``<metadata>`` holds ``<bootvol:server id="…" host="…"/>`` in the ``METADATA_NS``
+  namespace: that element, not the name, marks a domain as bootvol's (``read_mark``), so
+  that a restarted bootvol adopts exactly its own domains, and reaps those of its servers
+  deleted while it was down (``host`` is the compute host's name);
 * the boot volume is the virtio disk ``vda`` whose ``<serial>`` is the volume id, as Nova's
   libvirt driver sets it (the guest reads it in ``/sys/block/vda/serial``; virtio-blk carries
   its first 20 bytes); data volumes hot-plug as ``vdb``, ``vdc``… the same way;
@@ -77,6 +78,15 @@ class DomainSpec:
     vcpus: int
     ram_mib: int
     boot_disk: Disk
+    host: str = ""  # the compute host that runs it
+
+
+@dataclass(frozen=True)
+class DomainMark:
+    """What a domain's bootvol metadata says: whose server it is, on which compute host."""
+
+    server_id: str
+    host: str | None
 
 
 def domain_name(server_id: str) -> str:
@@ -90,7 +100,7 @@ def domain_xml(spec: DomainSpec, *, accel: Accel, console_log: Path) -> str:
     ET.SubElement(domain, "uuid").text = str(uuid.UUID(spec.server_id))
     ET.SubElement(domain, "title").text = spec.name
     metadata = ET.SubElement(domain, "metadata")
-    ET.SubElement(metadata, f"{{{METADATA_NS}}}server", id=spec.server_id)
+    ET.SubElement(metadata, f"{{{METADATA_NS}}}server", id=spec.server_id, host=spec.host)
     ET.SubElement(domain, "memory", unit="MiB").text = str(spec.ram_mib)
     ET.SubElement(domain, "vcpu").text = str(spec.vcpus)
     os_ = ET.SubElement(domain, "os")
@@ -126,11 +136,12 @@ def disk_xml(disk: Disk, *, target: str) -> str:
     return ET.tostring(disk_element(disk, target=target), encoding="unicode")
 
 
-def server_id_of(metadata_xml: str) -> str | None:
-    """The server id in a domain's bootvol metadata element (libvirt returns the element
-    alone, without its namespace), or None when the element names none."""
+def read_mark(metadata_xml: str) -> DomainMark | None:
+    """The server id and host in a domain's bootvol metadata element (libvirt returns the
+    element alone, without its namespace), or None when it names no server."""
     element = ET.fromstring(metadata_xml)
-    return element.get("id") or None
+    server_id = element.get("id")
+    return DomainMark(server_id, element.get("host") or None) if server_id else None
 
 
 def attached_disks(xml: str) -> list[AttachedDisk]:

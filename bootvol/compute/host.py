@@ -18,6 +18,9 @@ Reversion strategy: a build that fails ends the server ``ERROR`` with a fault an
 domain; a volume it made is deleted when the server would delete it (``delete_on_termination``),
 else left ``available`` for the user.
 
+A server deleted while its host was down is deleted by the API alone (Nova's local delete);
+the host removes its domain when it starts again.
+
 Restarts: domains outlive the process. On start the host registers itself, adopts the
 domains of its servers and syncs their power states (a domain that died meanwhile is
 ``SHUTOFF``); a server this host was building when it died ends ``ERROR`` (Nova does the
@@ -52,7 +55,7 @@ from bootvol.db.models import (
     as_utc,
     utcnow,
 )
-from bootvol.errors import BootvolError, NotFound
+from bootvol.errors import BootvolError
 from bootvol.volumes.claims import this_process
 from bootvol.volumes.service import VolumeCreate
 
@@ -131,7 +134,16 @@ class ComputeHost:
                     "the compute host restarted while building this server; delete it and "
                     "create it again",
                 )
+        self._reap()
         self.sync_power_states()
+
+    def _reap(self) -> None:
+        """Remove this host's domains whose servers were deleted while it was down (Nova's
+        local delete leaves them; its ``running_deleted_instance_action = reap`` too)."""
+        for domain in self._hypervisor.domains():
+            if domain.host == self.name and self._servers.get_by_id(domain.server_id) is None:
+                log.warning("domain of deleted server %s: removed", domain.server_id)
+                self._hypervisor.undefine(domain.server_id)
 
     # the loop ------------------------------------------------------------------------------
     def _loop(self) -> None:
@@ -215,6 +227,7 @@ class ComputeHost:
                     name=server.name,
                     vcpus=server.vcpus,
                     ram_mib=server.ram_mib,
+                    host=self.name,
                     boot_disk=Disk(
                         file=Path(volume.file or ""),
                         file_format=str(volume.file_format),
@@ -284,7 +297,7 @@ class ComputeHost:
         self._hypervisor.undefine(server.id)
         current = self._servers.get_by_id(server.id)
         if current is not None:
-            self._let_go_of_volumes(current)
+            self._servers.release_volumes(current)
         self._servers.set_state(
             server.id,
             status=ServerStatus.ERROR,
@@ -295,29 +308,9 @@ class ComputeHost:
     # removing ------------------------------------------------------------------------------
     def delete(self, server: ServerRecord) -> None:
         self._hypervisor.undefine(server.id)
-        self._let_go_of_volumes(server)
+        self._servers.release_volumes(server)
         self._servers.forget(server.id)
         log.info("server %s deleted", server.id)
-
-    def _let_go_of_volumes(self, server: ServerRecord) -> None:
-        """Detach every volume of the server; delete those it owns: the attachments marked
-        ``delete_on_termination``, and a boot volume it made from its image even when the
-        build failed before attaching it."""
-        owned = []
-        made_root = server.image_id is not None and server.delete_on_termination
-        if made_root and server.root_volume_id is not None:
-            owned.append(server.root_volume_id)
-        for attachment in self._attachments.of_server(server.id):
-            self._attachments.remove(attachment.id)
-            if attachment.delete_on_termination and attachment.volume_id not in owned:
-                owned.append(attachment.volume_id)
-        for volume_id in owned:
-            try:
-                self._volumes.delete(volume_id)
-            except NotFound:
-                pass
-            except BootvolError as exc:
-                log.warning("server %s: volume %s stays: %s", server.id, volume_id, exc.message)
 
     # data volumes --------------------------------------------------------------------------
     def _plug_pending(self, servers: list[ServerRecord]) -> None:

@@ -52,6 +52,12 @@ class HostRegistry:
             if record is not None:
                 record.heartbeat_at = utcnow()
 
+    def is_up(self, name: str) -> bool:
+        """Whether the host heartbeats (an unknown host is down)."""
+        with self._sessions() as session:
+            record = session.get(ComputeHostRecord, name)
+        return record is not None and utcnow() - as_utc(record.heartbeat_at) < self._down_after
+
     def list(self) -> list[HostState]:
         now = utcnow()
         with self._sessions() as session:

@@ -55,7 +55,7 @@ from bootvol.compute.domain import (
     disk_xml,
     domain_xml,
     next_target,
-    server_id_of,
+    read_mark,
 )
 
 # libvirt prints every error to stderr by default; ours are raised (and logged) instead.
@@ -81,6 +81,7 @@ class Domain:
     """One of bootvol's domains on this host, as ``domains`` finds it (for adoption)."""
 
     server_id: str
+    host: str | None  # the compute host that defined it
     state: PowerState
 
 
@@ -306,10 +307,10 @@ class Hypervisor:
                 ):
                     continue
                 raise _error(f"reading the metadata of domain {domain.name()}", exc) from exc
-            server_id = server_id_of(metadata)
+            mark = read_mark(metadata)
             state = _power_state(domain)
-            if server_id is not None and state is not PowerState.MISSING:
-                ours.append(Domain(server_id=server_id, state=state))
+            if mark is not None and state is not PowerState.MISSING:
+                ours.append(Domain(server_id=mark.server_id, host=mark.host, state=state))
         return ours
 
     def console_output(self, server_id: str, *, lines: int | None = None) -> str:

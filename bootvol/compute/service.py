@@ -50,7 +50,7 @@ from bootvol.db.models import (
 )
 from bootvol.db.records import Records
 from bootvol.db.session import SessionFactory
-from bootvol.errors import Conflict, InvalidRequest, NotFound, NoValidHost
+from bootvol.errors import BootvolError, Conflict, InvalidRequest, NotFound, NoValidHost
 from bootvol.images.service import ImageService
 from bootvol.units import GiB
 from bootvol.volumes.service import VolumeService
@@ -322,15 +322,38 @@ class ServerService:
         return self._records.get_by_id(server_id)
 
     def request_delete(self, ref: str, *, caller: Caller) -> ServerRecord:
-        """Delete a server: at once when no host runs it (it failed before one did), else
-        through its host, whatever it is doing (Nova deletes building servers too)."""
+        """Delete a server: through its host, whatever it is doing (Nova deletes building
+        servers too); at once when no host runs it (it failed before one did) or its host
+        is down (Nova's local delete: the host removes the domain when it is back)."""
         record = self.get(ref, caller=caller)
-        if record.host is None:
+        if record.host is None or not self.hosts.is_up(record.host):
+            self.release_volumes(record)
             self._records.delete(record.id)
+            log.info("server %s deleted here (host %s is not up)", record.id, record.host)
             return record
         updated = self._records.update(record.id, task_state=TaskState.DELETING)
         self.wake_host(updated)
         return updated
+
+    def release_volumes(self, server: ServerRecord) -> None:
+        """Detach every volume of the server; delete those it owns: the attachments marked
+        ``delete_on_termination``, and a boot volume it made from its image even when the
+        build failed before attaching it."""
+        attachments = self.volumes.attachments
+        owned = []
+        if server.image_id is not None and server.delete_on_termination:
+            owned.extend(filter(None, [server.root_volume_id]))
+        for attachment in attachments.of_server(server.id):
+            attachments.remove(attachment.id)
+            if attachment.delete_on_termination and attachment.volume_id not in owned:
+                owned.append(attachment.volume_id)
+        for volume_id in owned:
+            try:
+                self.volumes.delete(volume_id)
+            except NotFound:
+                pass
+            except BootvolError as exc:
+                log.warning("server %s: volume %s stays: %s", server.id, volume_id, exc.message)
 
     def wake_host(self, record: ServerRecord) -> None:
         """Tell the server's host (when it runs in this process) that it has work."""

@@ -33,11 +33,12 @@ from bootvol.compute.domain import (
     Accel,
     Disk,
     DiskFormat,
+    DomainMark,
     DomainSpec,
     attached_disks,
     domain_xml,
     next_target,
-    server_id_of,
+    read_mark,
 )
 from bootvol.compute.hypervisor import Hypervisor, PowerState
 from bootvol.errors import HypervisorError
@@ -156,7 +157,8 @@ def test_the_domain_xml_holds_the_contract(tmp_path: Path) -> None:
     kvm = ET.fromstring(domain_xml(spec, accel=Accel.KVM, console_log=log))
     assert kvm.get("type") == "kvm"
     # What libvirt returns for the metadata element, and the disks read back.
-    assert server_id_of(f'<server xmlns="{METADATA_NS}" id="{server_id}"/>') == server_id
+    mark = read_mark(f'<server xmlns="{METADATA_NS}" id="{server_id}" host="node-1"/>')
+    assert mark == DomainMark(server_id=server_id, host="node-1")
     (attached,) = attached_disks(domain_xml(spec, accel=Accel.TCG, console_log=log))
     assert (attached.target, attached.serial, attached.file_format) == ("vda", volume_id, "qcow2")
     assert next_target(["vda"]) == "vdb"

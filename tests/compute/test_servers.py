@@ -7,6 +7,7 @@ its serial console at every boot; the tests wait for that line, never for a time
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import signal
@@ -24,7 +25,14 @@ from bootvol.compute.host import ComputeHost
 from bootvol.compute.hypervisor import Hypervisor, PowerState
 from bootvol.compute.service import BootSource, BootVolume, ServerCreate
 from bootvol.config import ComputeSettings
-from bootvol.db.models import ServerRecord, ServerStatus, TaskState, VolumeStatus
+from bootvol.db.models import (
+    ComputeHostRecord,
+    ServerRecord,
+    ServerStatus,
+    TaskState,
+    VolumeStatus,
+    utcnow,
+)
 from bootvol.errors import Conflict, InvalidRequest
 from bootvol.images.service import ImageCreate
 from bootvol.volumes.claims import this_process
@@ -177,6 +185,25 @@ def test_a_killed_qemu_shows_shutoff_and_a_restart_adopts_running_servers(cloud:
     assert cloud.server(killed).status == ServerStatus.SHUTOFF
 
 
+def test_a_server_deleted_while_its_host_is_down_is_reaped_when_it_is_back(
+    cloud: Cloud,
+) -> None:
+    server_id = cloud.create()
+    cloud.wait_status(server_id, ServerStatus.ACTIVE)
+    root = cloud.server(server_id).root_volume_id
+    cloud.host.stop()
+    # The host's last heartbeat is older than down_after_seconds: it is down.
+    with cloud.app.sessions.begin() as session:
+        record = session.get(ComputeHostRecord, cloud.host.name)
+        record.heartbeat_at = utcnow() - dt.timedelta(hours=1)
+    cloud.app.servers.request_delete(server_id, caller=cloud.caller)
+    assert cloud.app.servers.get_by_id(server_id) is None  # deleted at once, by the API
+    assert root not in [v.id for v in cloud.app.volumes.list()]
+    assert cloud.hypervisor.state(server_id) is PowerState.RUNNING  # on the host that is down
+    cloud.host = cloud.start_host()
+    assert cloud.hypervisor.state(server_id) is PowerState.MISSING
+
+
 def test_delete_with_and_without_delete_on_termination(cloud: Cloud) -> None:
     owned = cloud.create()
     request = VolumeCreate(image=cloud.image, size_gib=1, name="keep")
@@ -253,8 +280,12 @@ def test_a_data_volume_hot_plugs_into_a_running_server_and_goes(cloud: Cloud) ->
     cloud.app.servers.wake_host(cloud.server(server_id))
     cloud.wait_status(server_id, ServerStatus.SHUTOFF)
     owned = data_volume(cloud, "owned")
+    # Asked while no host runs: recorded, and carried out when the host is back.
+    cloud.host.stop()
     volumes.attach(server_id, volume_id, caller=cloud.caller)
     volumes.attach(server_id, owned, caller=cloud.caller, delete_on_termination=True)
+    assert cloud.app.volumes.get(owned).status == VolumeStatus.ATTACHING
+    cloud.host = cloud.start_host()
     cloud.wait(lambda: cloud.app.volumes.get(owned).status == VolumeStatus.IN_USE, "the attaches")
     assert [d.serial for d in cloud.hypervisor.disks(server_id)][1:] == [volume_id, owned]
     owned_file = Path(cloud.app.volumes.get(owned).file or "")
