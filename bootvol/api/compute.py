@@ -318,7 +318,7 @@ class _ServerView:
             "server_groups": [],
         }
         if record.build:
-            body["metadata"] = {**body["metadata"], **_build_metadata(record.build)}
+            body["metadata"] = {**body["metadata"], **record.build.as_metadata()}
         if self._caller.sees_everything:
             body["OS-EXT-SRV-ATTR:host"] = record.host
             body["OS-EXT-SRV-ATTR:hypervisor_hostname"] = record.host
@@ -331,19 +331,6 @@ class _ServerView:
                 "created": cinder_time(record.fault_at) if record.fault_at else None,
             }
         return body
-
-
-def _build_metadata(build: dict[str, Any]) -> dict[str, str]:
-    """The build record as ``bootvol:`` metadata (as volumes show their provisioning)."""
-    metadata = {
-        f"bootvol:{key}": str(value) for key, value in build.items() if not isinstance(value, dict)
-    }
-    volume = build.get("volume")
-    if isinstance(volume, dict):
-        metadata["bootvol:volume_path"] = str(volume.get("path"))
-        metadata["bootvol:volume_seconds"] = str(volume.get("seconds"))
-        metadata["bootvol:volume_host_bytes"] = str(volume.get("host_bytes"))
-    return metadata
 
 
 @router.post("/v2.1/servers", status_code=202)

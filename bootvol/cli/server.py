@@ -34,7 +34,7 @@ def _view(server: ServerRecord) -> dict[str, object]:
         "image_id": server.image_id,
         "volume_id": server.root_volume_id,
         "fault": server.fault_message,
-        "build": server.build,
+        "build": server.build.to_json() if server.build else None,
         "created_at": server.created_at,
     }
 

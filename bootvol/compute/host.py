@@ -30,6 +30,7 @@ synced again every ``poll_seconds``.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import os
@@ -43,6 +44,7 @@ from bootvol.caller import Caller
 from bootvol.compute.domain import BOOT_TARGET, Disk, DomainSpec
 from bootvol.compute.hypervisor import Hypervisor, PowerState
 from bootvol.compute.kvm_probe import probe_acceleration
+from bootvol.compute.records import BuildRecord
 from bootvol.compute.service import Fault, ServerService
 from bootvol.config import ComputeSettings, Settings
 from bootvol.db.models import (
@@ -57,6 +59,7 @@ from bootvol.db.models import (
 )
 from bootvol.errors import BootvolError
 from bootvol.volumes.claims import this_process
+from bootvol.volumes.records import ProvisioningRecord
 from bootvol.volumes.service import VolumeCreate
 
 log = logging.getLogger(__name__)
@@ -205,9 +208,8 @@ class ComputeHost:
 
     # building ------------------------------------------------------------------------------
     def build(self, server: ServerRecord) -> None:
-        build: dict[str, object] = {}
         try:
-            volume_id = self._boot_volume(server, build)
+            volume_id, provisioning = self._boot_volume(server)
             self._attachments.reserve(
                 volume_id,
                 server_id=server.id,
@@ -235,11 +237,15 @@ class ComputeHost:
                     ),
                 )
             )
-            build["domain_start_s"] = round(time.perf_counter() - spawn_started, 6)
+            domain_start_s = round(time.perf_counter() - spawn_started, 6)
         except BootvolError as exc:
             self._fail(server, exc.message)
             return
-        build["request_to_active_s"] = _since(server.created_at)
+        build = BuildRecord(
+            volume=provisioning,
+            domain_start_s=domain_start_s,
+            request_to_active_s=_since(server.created_at),
+        )
         self._servers.finish_build(server.id, build=build)
         log.info("server %s active on %s: %s", server.id, self.name, build)
         threading.Thread(
@@ -249,10 +255,11 @@ class ComputeHost:
             daemon=True,
         ).start()
 
-    def _boot_volume(self, server: ServerRecord, build: dict[str, object]) -> str:
-        """The boot volume's id: made now from the image, or the one the request named."""
+    def _boot_volume(self, server: ServerRecord) -> tuple[str, ProvisioningRecord | None]:
+        """The boot volume's id (made now from the image, or the one the request named), and
+        its provisioning record when it was made now."""
         if server.root_volume_id is not None and server.image_id is None:
-            return server.root_volume_id
+            return server.root_volume_id, None
         caller = Caller(project_id=server.project_id, user_id=server.user_id)
         accepted = self._volumes.accept(
             VolumeCreate(
@@ -270,23 +277,21 @@ class ComputeHost:
             root_volume_id=accepted.id,
         )
         volume = self._volumes.provisioner.provision(accepted.id)
-        if volume.provisioning is not None:
-            build["volume"] = volume.provisioning.to_json()
         if volume.status != VolumeStatus.AVAILABLE:
             raise BootvolError(
                 f"Build of instance {server.id} aborted: volume {volume.id} did not finish "
                 f"being created: {volume.message}"
             )
-        return volume.id
+        return volume.id, volume.provisioning
 
-    def _await_guest_line(self, server: ServerRecord, build: dict[str, object]) -> None:
+    def _await_guest_line(self, server: ServerRecord, build: BuildRecord) -> None:
         """Add the time from the request to the guest's first console line to the build
         record (any line the guest prints; bootvol's guest image prints "bootvol-guest")."""
         deadline = time.monotonic() + GUEST_LINE_TIMEOUT_SECONDS
         while time.monotonic() < deadline and not self._stop.is_set():
             if "bootvol-guest" in self._hypervisor.console_output(server.id):
-                build["guest_line_s"] = _since(server.created_at)
-                self._servers.record_build(server.id, build)
+                done = dataclasses.replace(build, guest_line_s=_since(server.created_at))
+                self._servers.record_build(server.id, done)
                 return
             time.sleep(0.05)
 
@@ -296,8 +301,12 @@ class ComputeHost:
         log.error("server %s failed: %s", server.id, message)
         self._hypervisor.undefine(server.id)
         current = self._servers.get_by_id(server.id)
-        if current is not None:
-            self._servers.release_volumes(current)
+        if current is None:
+            return
+        if current.task_state == TaskState.DELETING:
+            self.delete(current)  # deleted while it was being built: nothing to show ERROR
+            return
+        self._servers.release_volumes(current)
         self._servers.set_state(
             server.id,
             status=ServerStatus.ERROR,

@@ -3,7 +3,7 @@
 A creation has two halves, as a volume's. ``accept`` validates the request (flavor, boot
 source, sizes), checks the project's compute quota, picks a compute host (the scheduler)
 and records the server ``BUILD``/``block_device_mapping``, at once; the chosen host's
-builder (bootvol.compute.builder) then makes the boot volume through the volume service's
+host (bootvol.compute.host) then makes the boot volume through the volume service's
 flowchart, defines and starts the libvirt domain (``spawning``) and ends the server
 ``ACTIVE``, or ``ERROR`` with a fault. A request no host has room for is recorded ``ERROR``
 with Nova's NoValidHost fault (the API still answers 202, as Nova does).
@@ -37,6 +37,7 @@ from bootvol.caller import OPERATOR, Caller
 from bootvol.compute.flavors import FlavorService
 from bootvol.compute.hosts import HostRegistry
 from bootvol.compute.quota import ComputeQuota, ComputeUsage
+from bootvol.compute.records import BuildRecord
 from bootvol.compute.scheduler import Request, choose_host
 from bootvol.config import Settings
 from bootvol.db.models import (
@@ -293,7 +294,7 @@ class ServerService:
         }.get(task, record.status)
         return self._records.update(record.id, task_state=task, status=status)
 
-    def finish_build(self, server_id: str, *, build: dict[str, object]) -> None:
+    def finish_build(self, server_id: str, *, build: BuildRecord) -> None:
         """``ACTIVE``, unless a task (a delete) arrived while the server was being built."""
         with self._sessions.begin() as session:
             session.execute(
@@ -311,7 +312,7 @@ class ServerService:
                 .execution_options(synchronize_session=False)
             )
 
-    def record_build(self, server_id: str, build: dict[str, object]) -> None:
+    def record_build(self, server_id: str, build: BuildRecord) -> None:
         self._records.update(server_id, build=build)
 
     def on_host(self, host: str) -> list[ServerRecord]:

@@ -27,6 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
+from bootvol.compute.records import BuildRecord
 from bootvol.images.location import ImageLocation
 from bootvol.volumes.records import FileFormat, ProvisioningRecord
 
@@ -127,6 +128,19 @@ class _ProvisioningJSON(TypeDecorator[ProvisioningRecord]):
 
     def process_result_value(self, value: Any, dialect: Any) -> ProvisioningRecord | None:
         return None if value is None else ProvisioningRecord.from_json(value)
+
+
+class _BuildJSON(TypeDecorator[BuildRecord]):
+    """A server's build record, stored as JSON and read back as the typed record."""
+
+    impl = JSON
+    cache_ok = True
+
+    def process_bind_param(self, value: BuildRecord | None, dialect: Any) -> Any:
+        return None if value is None else value.to_json()
+
+    def process_result_value(self, value: Any, dialect: Any) -> BuildRecord | None:
+        return None if value is None else BuildRecord.from_json(value)
 
 
 class _LocationText(TypeDecorator[ImageLocation]):
@@ -370,7 +384,7 @@ class ServerRecord(Base):
     fault_message: Mapped[str | None] = mapped_column(Text)
     fault_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     # Where the time went: the volume's provisioning path, domain start, first console line.
-    build: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    build: Mapped[BuildRecord | None] = mapped_column(_BuildJSON)
     user_metadata: Mapped[dict[str, str] | None] = mapped_column(JSON)
     launched_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

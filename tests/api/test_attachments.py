@@ -18,7 +18,7 @@ from bootvol.images.service import ImageCreate
 
 from ..support import reachable_by_qemu
 from .conftest import Service
-from .test_compute_cli import compute_config, wait_until
+from .test_compute_cli import compute_config, show, wait_until
 
 pytestmark = pytest.mark.filterwarnings("ignore::PendingDeprecationWarning:openstack")
 
@@ -61,6 +61,15 @@ def test_openstack_server_add_and_remove_volume(
     assert server["status"] == "ACTIVE"
     line = f"bootvol-guest serial={boot[:20]} sha256={expected}"
     wait_until(lambda: line in service.openstack("console", "log", "show", "vm").stdout, "boot")
+
+    # Where the time went, in the server's properties (the volume existed: no volume path).
+    wait_until(
+        lambda: "bootvol:guest_line_s" in show(service, "vm")["properties"], "the build record"
+    )
+    properties = show(service, "vm")["properties"]
+    assert float(properties["bootvol:domain_start_s"]) > 0
+    assert float(properties["bootvol:request_to_active_s"]) > 0
+    assert "bootvol:volume_path" not in properties
 
     service.openstack("server", "add", "volume", "vm", "data")
     wait_until(lambda: volume(service, "data")["status"] == "in-use", "data in-use")

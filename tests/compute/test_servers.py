@@ -36,6 +36,7 @@ from bootvol.db.models import (
 from bootvol.errors import Conflict, InvalidRequest
 from bootvol.images.service import ImageCreate
 from bootvol.volumes.claims import this_process
+from bootvol.volumes.records import ProvisioningPath
 from bootvol.volumes.service import VolumeCreate
 
 from ..support import Estate, reachable_by_qemu
@@ -125,8 +126,15 @@ def test_servers_boot_from_volumes_cut_from_their_image(cloud: Cloud) -> None:
     # virtio-blk carries 20 bytes of serial (VIRTIO_BLK_ID_BYTES): the volume id's first 20.
     serial = server.root_volume_id[:20]
     assert line.strip() == f"bootvol-guest serial={serial} sha256={cloud.expected}"
-    assert server.build is not None and server.build["volume"]["path"] == "direct-clone"
-    cloud.wait(lambda: "guest_line_s" in (cloud.server(first).build or {}), "the guest line")
+    assert server.build is not None and server.build.volume is not None
+    assert server.build.volume.path == ProvisioningPath.DIRECT_CLONE
+    assert server.build.domain_start_s and server.build.request_to_active_s
+
+    def guest_line_recorded() -> bool:
+        build = cloud.server(first).build
+        return build is not None and build.guest_line_s is not None
+
+    cloud.wait(guest_line_recorded, "the guest line in the build record")
     # The raw image lives on the image store, which also holds volumes: each boot volume is a
     # clone of the image file there, and each server is on its own volume.
     second = cloud.app.servers.accept(
@@ -138,7 +146,8 @@ def test_servers_boot_from_volumes_cut_from_their_image(cloud: Cloud) -> None:
         caller=cloud.caller,
     )
     built = cloud.wait_status(second.id, ServerStatus.ACTIVE)
-    assert built.build is not None and built.build["volume"]["path"] == "direct-clone"
+    assert built.build is not None and built.build.volume is not None
+    assert built.build.volume.path == ProvisioningPath.DIRECT_CLONE
     assert built.root_volume_id != server.root_volume_id
     volume = cloud.app.volumes.get(built.root_volume_id or "")
     assert volume.status == VolumeStatus.IN_USE  # the server boots from it
