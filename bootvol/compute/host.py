@@ -53,6 +53,7 @@ from bootvol.db.models import (
     ServerStatus,
     TaskState,
     VolumeAttachmentRecord,
+    VolumeRecord,
     VolumeStatus,
     as_utc,
     utcnow,
@@ -230,11 +231,7 @@ class ComputeHost:
                     vcpus=server.vcpus,
                     ram_mib=server.ram_mib,
                     host=self.name,
-                    boot_disk=Disk(
-                        file=Path(volume.file or ""),
-                        file_format=str(volume.file_format),
-                        serial=volume.id,
-                    ),
+                    boot_disk=_disk(volume),
                 )
             )
             domain_start_s = round(time.perf_counter() - spawn_started, 6)
@@ -343,11 +340,7 @@ class ComputeHost:
             if volume.id not in plugged:
                 self._hypervisor.attach_disk(
                     server.id,
-                    Disk(
-                        file=Path(volume.file or ""),
-                        file_format=str(volume.file_format),
-                        serial=volume.id,
-                    ),
+                    _disk(volume),
                     target=target,
                 )
             self._attachments.complete(attachment.id, host=self.name)
@@ -396,6 +389,11 @@ def open_compute_host(servers: ServerService, settings: Settings) -> ComputeHost
     accel = probe_acceleration(compute.accel, uri=compute.libvirt_uri, console_dir=console_dir)
     hypervisor = Hypervisor(uri=compute.libvirt_uri, console_dir=console_dir, accel=accel)
     return ComputeHost(servers=servers, hypervisor=hypervisor, settings=compute)
+
+
+def _disk(volume: VolumeRecord) -> Disk:
+    """A volume's file as a guest disk whose serial is the volume id."""
+    return Disk(file=Path(volume.file or ""), file_format=str(volume.file_format), serial=volume.id)
 
 
 def _since(moment: dt.datetime) -> float:
