@@ -114,7 +114,7 @@ class ServerService:
     ) -> None:
         self._sessions = sessions
         self._records = Records(sessions, ServerRecord, kind="server")
-        self._quota = ComputeQuota(sessions)
+        self.quota = ComputeQuota(sessions)  # the API shows and sets limits through it
         self.settings = settings
         self.images = images
         self.volumes = volumes
@@ -158,7 +158,7 @@ class ServerService:
             record.status, record.task_state = ServerStatus.ERROR, None
         else:
             record.host = host.name
-        with self._quota.room_for(
+        with self.quota.room_for(
             record.project_id, cores=flavor.vcpus, ram_mib=flavor.ram_mib
         ) as session:
             session.add(record)
@@ -257,7 +257,7 @@ class ServerService:
         return servers if query.limit is None else servers[: query.limit]
 
     def usage(self, project_id: str) -> ComputeUsage:
-        return self._quota.usage(project_id)
+        return self.quota.usage(project_id)
 
     # changes -------------------------------------------------------------------------------
     def set_state(
