@@ -240,11 +240,13 @@ def test_openstack_server_errors(make_service, guest_image: tuple[Path, str], tm
     app = service.estate.app
     app.images.create_from_file(ImageCreate(name="guest", disk_format="raw"), raw)
     # An image that needs 2 GiB (Glance's min_disk), and one whose disk is 2 GiB (virtual).
-    needs_2g = shlex.split("image create --disk-format raw --min-disk 2 needs-2g --file")
+    needs_2g = shlex.split("image create --public --disk-format raw --min-disk 2 needs-2g --file")
     service.openstack(*needs_2g, str(raw))
     wide = tmp_path / "wide.qcow2"
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(wide), "2G"], check=True)
-    service.openstack("image", "create", "--disk-format", "qcow2", "--file", str(wide), "wide")
+    service.openstack(
+        "image", "create", "--public", "--disk-format", "qcow2", "--file", str(wide), "wide"
+    )
     service.openstack("flavor", "create", "--vcpus", "1", "--ram", "256", "--disk", "1", "disk1")
     service.openstack("flavor", "create", "--vcpus", "2", "--ram", "256", "c2")
     service.openstack("flavor", "create", "--vcpus", "1", "--ram", "8192", "huge")  # host: 4096
@@ -283,32 +285,32 @@ def test_openstack_server_errors(make_service, guest_image: tuple[Path, str], tm
     # A root disk of the flavor's size that the image does not fit (Nova's 400s).
     refused(
         create("--image", "needs-2g", "--flavor", "disk1", "vm"),
-        "(HTTP 400)",
+        "400: Client Error",
         "Flavor's disk is smaller than the minimum size specified in image metadata. "
         "Flavor disk is 1073741824 bytes, minimum size is 2147483648 bytes.",
     )
     refused(
         create("--image", "wide", "--flavor", "disk1", "vm"),
-        "(HTTP 400)",
+        "400: Client Error",
         "Flavor's disk is too small for requested image. Flavor disk is 1073741824 bytes, "
         "image is 2147483648 bytes.",
     )
     # A boot volume smaller than the image: Nova's answer for min_disk, Cinder's for the size.
     refused(
         create("--image", "needs-2g", "--flavor", "m1.tiny", *boot, "vm"),
-        "(HTTP 400)",
+        "400: Client Error",
         "Volume is smaller than the minimum size specified in image metadata. "
         "Volume size is 1073741824 bytes, minimum size is 2147483648 bytes.",
     )
     refused(
         create("--image", "wide", "--flavor", "m1.tiny", *boot, "vm"),
-        "(HTTP 400)",
+        "400: Client Error",
         "Image virtual size is 2GB and doesn't fit in a volume of size 1GB.",
     )
     # Quotas: Nova's 403 and message.
     refused(
         create("--image", "guest", "--flavor", "c2", *boot, "vm"),
-        "(HTTP 403)",
+        "403: Client Error",
         "Quota exceeded for cores: Requested 2, but already used 0 of 1 cores",
     )
     made = create("--image", "guest", "--flavor", "m1.tiny", *boot, "--wait", "-f", "json", "vm1")
@@ -319,13 +321,13 @@ def test_openstack_server_errors(make_service, guest_image: tuple[Path, str], tm
     assert len(domains_before) == 1 and len(volumes_before) == 1
     refused(
         create("--image", "guest", "--flavor", "m1.tiny", *boot, "vm2"),
-        "(HTTP 403)",
+        "403: Client Error",
         "Quota exceeded for instances: Requested 1, but already used 1 of 1 instances",
     )
     # The volume the server boots from is in-use: Cinder refuses its deletion (400), saying why.
     (boot_volume,) = volumes_before
     in_use = openstack_cli(member, "volume", "delete", boot_volume, check=False)
-    refused(in_use, "(HTTP 400)", "in-use")
+    refused(in_use, "400: Client Error", "in-use")
     assert app.volumes.get(boot_volume).status == "in-use"
 
     # No host with room: accepted (202), then ERROR with Nova's NoValidHost fault.
