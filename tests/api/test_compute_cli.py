@@ -174,12 +174,28 @@ def test_openstack_quotas_and_limits(make_service) -> None:
     assert refused.returncode != 0
     assert "403" in refused.stderr and "os-quota-sets:update" in refused.stderr
     token, _ = service.token("team-user", "pw-team", "team")
+    team = service.estate.app.identity.get_project("team").id
     admin_project = service.estate.app.identity.get_project("admin").id
     with service.http() as client:
         other = client.get(
             f"/compute/v2.1/os-quota-sets/{admin_project}", headers={"X-Auth-Token": token}
         )
+        # Nova's fields at 2.57+ (file injection and the network proxies are gone).
+        latest = client.get(
+            f"/compute/v2.1/os-quota-sets/{team}",
+            headers={"X-Auth-Token": token, "OpenStack-API-Version": "compute 2.57"},
+        )
     assert other.status_code == 403, other.text
+    assert latest.json()["quota_set"] == {
+        "id": team,
+        "instances": 3,
+        "cores": 5,
+        "ram": 2048,
+        "key_pairs": 100,
+        "metadata_items": 128,
+        "server_groups": 10,
+        "server_group_members": 10,
+    }
     assert service.estate.app.identity.get_project("team").quota_instances == 3
 
     def used() -> dict:  # type: ignore[type-arg]
@@ -199,6 +215,12 @@ def test_openstack_quotas_and_limits(make_service) -> None:
     detail = json.loads(openstack_cli(member, "quota", "show", "--usage", "-f", "json").stdout)
     in_use = {row["Resource"]: row["In Use"] for row in detail}
     assert (in_use["instances"], in_use["cores"], in_use["ram"]) == (1, 1, 512)
+    # An admin sees another project's limits and usage.
+    rows = json.loads(
+        service.openstack("limits", "show", "--absolute", "--project", "team", "-f", "json").stdout
+    )
+    theirs = {row["Name"]: row["Value"] for row in rows}
+    assert (theirs["total_instances_used"], theirs["max_total_cores"]) == (1, 5)
 
     # Below what is used only with --force, as Nova.
     below = service.openstack("quota", "set", "--ram", "256", "team", check=False)
