@@ -12,6 +12,7 @@ import shlex
 import subprocess
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -204,7 +205,8 @@ def test_openstack_quotas_and_limits(make_service) -> None:
         )
         return {row["Name"]: row["Value"] for row in rows}
 
-    assert (used()["total_instances_used"], used()["max_total_instances"]) == (0, 3)
+    before = used()
+    assert (before["total_instances_used"], before["max_total_instances"]) == (0, 3)
     openstack_cli(member, *shlex.split("server create --image img --flavor m1.tiny --nic none vm"))
     server = json.loads(openstack_cli(member, "server", "show", "vm", "-f", "json").stdout)
     assert server["status"] == "ERROR"
@@ -229,29 +231,39 @@ def test_openstack_quotas_and_limits(make_service) -> None:
     assert service.estate.app.identity.get_project("team").quota_ram_mib == 256
 
 
-def our_domains(service: Service) -> set[str]:
-    """libvirt's domains (running or not) whose disks are files in this service's FlexVols;
-    other tests' domains come and go meanwhile and are not looked at."""
-    virsh = ["virsh", "-c", "qemu:///system"]
-    names = subprocess.run(
-        [*virsh, "list", "--all", "--name"], capture_output=True, text=True, check=True
-    ).stdout.split()
-    folders = [str(folder) for folder in service.estate.flexvols.values()]
-    ours = set()
-    for name in names:
-        xml = subprocess.run([*virsh, "dumpxml", name], capture_output=True, text=True)
-        if any(folder in xml.stdout for folder in folders):  # gone meanwhile: empty
-            ours.add(name)
-    return ours
+@dataclass(frozen=True)
+class Leftovers:
+    """What servers can leave behind: libvirt domains (running or not) whose disks are files
+    in this service's FlexVols, volume files there, and volume records. Other tests' domains
+    come and go meanwhile and are not looked at."""
+
+    domains: frozenset[str]
+    files: frozenset[str]
+    volumes: frozenset[str]
+
+    @classmethod
+    def of(cls, service: Service) -> Leftovers:
+        virsh = ["virsh", "-c", "qemu:///system"]
+        names = subprocess.run(
+            [*virsh, "list", "--all", "--name"], capture_output=True, text=True, check=True
+        ).stdout.split()
+        folders = [str(folder) for folder in service.estate.flexvols.values()]
+        ours = set()
+        for name in names:
+            xml = subprocess.run([*virsh, "dumpxml", name], capture_output=True, text=True)
+            if any(folder in xml.stdout for folder in folders):  # gone meanwhile: empty
+                ours.add(name)
+        files = {
+            path.name
+            for folder in service.estate.flexvols.values()
+            if folder.exists()
+            for path in folder.glob("volume-*")
+        }
+        volumes = {volume.id for volume in service.estate.app.volumes.list()}
+        return cls(domains=frozenset(ours), files=frozenset(files), volumes=frozenset(volumes))
 
 
-def volume_files(service: Service) -> set[str]:
-    return {
-        path.name
-        for folder in service.estate.flexvols.values()
-        if folder.exists()
-        for path in folder.glob("volume-*")
-    }
+NOTHING = Leftovers(domains=frozenset(), files=frozenset(), volumes=frozenset())
 
 
 def test_openstack_server_errors(make_service, guest_image: tuple[Path, str], tmp_path) -> None:
@@ -278,19 +290,15 @@ def test_openstack_server_errors(make_service, guest_image: tuple[Path, str], tm
     def create(*args: str, cloud: Path = member) -> subprocess.CompletedProcess[str]:
         return openstack_cli(cloud, "server", "create", "--nic", "none", *args, check=False)
 
-    def nothing_new() -> None:
-        assert our_domains(service) == domains_before
-        assert volume_files(service) == files_before
-        assert {v.id for v in app.volumes.list()} == volumes_before
-
-    def refused(result: subprocess.CompletedProcess[str], *messages: str) -> None:
-        """A refusal: the command failed saying so, and nothing was made."""
+    def refused(
+        result: subprocess.CompletedProcess[str], *messages: str, leaves: Leftovers = NOTHING
+    ) -> None:
+        """A refusal: the command failed saying so, and left nothing new behind."""
         assert result.returncode != 0, result.stdout
         for message in messages:
             assert message in result.stderr, result.stderr
-        nothing_new()
+        assert Leftovers.of(service) == leaves
 
-    domains_before, files_before, volumes_before = set(), set(), set()  # type: ignore[var-annotated]
     boot = ("--boot-from-volume", "1")
     refused(create("--image", "guest", "--flavor", "nope", *boot, "vm"), "nope")
     # The client looks the image up itself; Nova answers an unknown imageRef 400.
@@ -338,18 +346,18 @@ def test_openstack_server_errors(make_service, guest_image: tuple[Path, str], tm
     made = create("--image", "guest", "--flavor", "m1.tiny", *boot, "--wait", "-f", "json", "vm1")
     running = json.loads(made.stdout)
     assert running["status"] == "ACTIVE"
-    domains_before, files_before = our_domains(service), volume_files(service)
-    volumes_before = {v.id for v in app.volumes.list()}
-    assert len(domains_before) == 1 and len(volumes_before) == 1
+    vm1 = Leftovers.of(service)
+    assert len(vm1.domains) == 1 and len(vm1.volumes) == 1
     refused(
         create("--image", "guest", "--flavor", "m1.tiny", *boot, "vm2"),
         "403: Client Error",
         "Quota exceeded for instances: Requested 1, but already used 1 of 1 instances",
+        leaves=vm1,
     )
     # The volume the server boots from is in-use: Cinder refuses its deletion (400), saying why.
-    (boot_volume,) = volumes_before
+    (boot_volume,) = vm1.volumes
     in_use = openstack_cli(member, "volume", "delete", boot_volume, check=False)
-    refused(in_use, "400: Client Error", "in-use")
+    refused(in_use, "400: Client Error", "in-use", leaves=vm1)
     assert app.volumes.get(boot_volume).status == "in-use"
 
     # No host with room: accepted (202), then ERROR with Nova's NoValidHost fault.
@@ -359,14 +367,14 @@ def test_openstack_server_errors(make_service, guest_image: tuple[Path, str], tm
     assert shown["status"] == "ERROR"
     assert "No valid host was found" in shown["fault"]["message"], shown["fault"]
     assert shown["fault"]["code"] == 500
-    nothing_new()
+    assert Leftovers.of(service) == vm1
     service.openstack("server", "delete", "--wait", "vm3")
 
     # Once its server is gone the volume is available again (OSC kept it) and deletes.
     openstack_cli(member, "server", "delete", "--wait", "vm1")
-    assert our_domains(service) == set()
+    assert Leftovers.of(service).domains == frozenset()
     openstack_cli(member, "volume", "delete", boot_volume)
-    assert volume_files(service) == set() and app.volumes.list() == []
+    assert Leftovers.of(service) == NOTHING
 
     missing = service.openstack("server", "show", "no-such-server", check=False)
     assert missing.returncode != 0 and "No Server found" in missing.stderr
