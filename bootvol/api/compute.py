@@ -12,14 +12,21 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from bootvol.api.deps import AppDep, BaseUrl, CallerDep
 from bootvol.api.formats import cinder_time
+from bootvol.api.quota_sets import check_may_change, check_may_read
 from bootvol.caller import Caller
 from bootvol.compute.flavors import FlavorCreate
+from bootvol.compute.quota import (
+    DEFAULT_LIMITS,
+    ComputeLimits,
+    ComputeLimitsUpdate,
+    ProjectComputeQuota,
+)
 from bootvol.compute.service import (
     BootSource,
     BootVolume,
@@ -478,29 +485,204 @@ def server_action(
 
 
 # limits and quotas ---------------------------------------------------------------------------
-@router.get("/v2.1/limits")
-def limits(bootvol: AppDep, caller: CallerDep) -> dict[str, Any]:
-    project = bootvol.identity.get_project(caller.project_id) if caller.project_id else None
-    usage = bootvol.servers.usage(caller.project_id or "")
-    absolute = {
-        "maxTotalInstances": project.quota_instances if project else -1,
-        "maxTotalCores": project.quota_cores if project else -1,
-        "maxTotalRAMSize": project.quota_ram_mib if project else -1,
-        "totalInstancesUsed": usage.instances,
-        "totalCoresUsed": usage.cores,
-        "totalRAMUsed": usage.ram_mib,
-        "maxServerMeta": 128,
-        "maxImageMeta": 128,
-        "maxPersonality": 5,
-        "maxPersonalitySize": 10240,
-        "maxTotalKeypairs": 100,
-        "maxServerGroups": 10,
-        "maxServerGroupMembers": 10,
-        "totalServerGroupsUsed": 0,
-        "maxSecurityGroups": -1,
-        "maxSecurityGroupRules": -1,
-        "totalSecurityGroupsUsed": 0,
-        "maxTotalFloatingIps": -1,
-        "totalFloatingIpsUsed": 0,
+# Nova's other quotas ([quota] defaults in nova.conf): shown, as Nova shows them, but not kept
+# per project nor enforced; bootvol keeps and enforces instances, cores and ram.
+_UNENFORCED_QUOTAS = {
+    "key_pairs": 100,
+    "metadata_items": 128,
+    "server_groups": 10,
+    "server_group_members": 10,
+}
+# Shown before 2.57, which dropped file injection (personality).
+_INJECTED_FILE_QUOTAS = {
+    "injected_files": 5,
+    "injected_file_content_bytes": 10240,
+    "injected_file_path_bytes": 255,
+}
+# Shown before 2.36, which dropped the proxies to the network service.
+_NETWORK_QUOTAS = {
+    "fixed_ips": -1,
+    "floating_ips": 10,
+    "security_groups": 10,
+    "security_group_rules": 20,
+}
+_QUOTA_RULE = "os_compute_api:os-quota-sets"
+
+
+def compute_version(request: Request) -> tuple[int, int]:
+    """The microversion a compute request asks for, as (2, minor) to compare."""
+    asked = requested_version(request.headers)
+    major, _, minor = asked.partition(".")
+    if not (major.isdigit() and minor.isdigit()):
+        raise InvalidRequest(f"Invalid microversion {asked!r}: like 2.57")
+    return int(major), int(minor)
+
+
+ComputeVersion = Annotated[tuple[int, int], Depends(compute_version)]
+
+
+def _quota_limits(limits: ComputeLimits, version: tuple[int, int]) -> dict[str, int]:
+    """Every quota Nova shows at ``version``, by name, with its limit."""
+    values = {
+        "instances": limits.instances,
+        "cores": limits.cores,
+        "ram": limits.ram_mib,
+        **_UNENFORCED_QUOTAS,
     }
+    if version < (2, 57):
+        values.update(_INJECTED_FILE_QUOTAS)
+    if version < (2, 36):
+        values.update(_NETWORK_QUOTAS)
+    return values
+
+
+def _quota_detail(quota: ProjectComputeQuota, version: tuple[int, int]) -> dict[str, Any]:
+    """Nova's detail: each quota as its limit, what is in use and what is reserved (nothing:
+    usage is counted, not reserved, since Nova's Pike)."""
+    used = {
+        "instances": quota.usage.instances,
+        "cores": quota.usage.cores,
+        "ram": quota.usage.ram_mib,
+    }
+    return {
+        name: {"limit": limit, "in_use": used.get(name, 0), "reserved": 0}
+        for name, limit in _quota_limits(quota.limits, version).items()
+    }
+
+
+@router.get("/v2.1/os-quota-sets/{project_id}")
+def show_quota_set(
+    project_id: str, bootvol: AppDep, caller: CallerDep, version: ComputeVersion
+) -> dict[str, Any]:
+    """The project's quotas (its own members and admins)."""
+    check_may_read(caller, project_id, rule=f"{_QUOTA_RULE}:show")
+    quota = bootvol.servers.quota.of(project_id)
+    return {"quota_set": {"id": project_id, **_quota_limits(quota.limits, version)}}
+
+
+@router.get("/v2.1/os-quota-sets/{project_id}/detail")
+def show_quota_set_detail(
+    project_id: str, bootvol: AppDep, caller: CallerDep, version: ComputeVersion
+) -> dict[str, Any]:
+    check_may_read(caller, project_id, rule=f"{_QUOTA_RULE}:detail")
+    quota = bootvol.servers.quota.of(project_id)
+    return {"quota_set": {"id": project_id, **_quota_detail(quota, version)}}
+
+
+@router.get("/v2.1/os-quota-sets/{project_id}/defaults")
+def show_quota_set_defaults(
+    project_id: str, caller: CallerDep, version: ComputeVersion
+) -> dict[str, Any]:
+    """What a new project gets (any caller with a valid token may ask, as in Nova)."""
+    del caller  # asked for its token check only
+    return {"quota_set": {"id": project_id, **_quota_limits(DEFAULT_LIMITS, version)}}
+
+
+class ComputeQuotaSetFields(BaseModel):
+    """Nova's quota-set update; every value -1 (unlimited) or a count."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    instances: int | None = Field(None, ge=-1, le=_INT32)
+    cores: int | None = Field(None, ge=-1, le=_INT32)
+    ram: int | None = Field(None, ge=-1, le=_INT32)
+    key_pairs: int | None = Field(None, ge=-1, le=_INT32)
+    metadata_items: int | None = Field(None, ge=-1, le=_INT32)
+    server_groups: int | None = Field(None, ge=-1, le=_INT32)
+    server_group_members: int | None = Field(None, ge=-1, le=_INT32)
+    injected_files: int | None = Field(None, ge=-1, le=_INT32)
+    injected_file_content_bytes: int | None = Field(None, ge=-1, le=_INT32)
+    injected_file_path_bytes: int | None = Field(None, ge=-1, le=_INT32)
+    force: bool = False
+
+
+class ComputeQuotaSetBody(BaseModel):
+    quota_set: ComputeQuotaSetFields
+
+
+def _refuse_unkept_quotas(fields: ComputeQuotaSetFields, version: tuple[int, int]) -> None:
+    """Nova keeps every quota it shows; bootvol only instances, cores and ram. Setting
+    another to the value every project has is harmless; any other value is refused rather
+    than silently dropped."""
+    given = fields.model_dump(exclude_none=True)
+    if version >= (2, 57) and given.keys() & _INJECTED_FILE_QUOTAS.keys():
+        names = ", ".join(sorted(given.keys() & _INJECTED_FILE_QUOTAS.keys()))
+        raise InvalidRequest(f"Invalid input for field/attribute quota_set: {names} (2.57+)")
+    for name, fixed in {**_UNENFORCED_QUOTAS, **_INJECTED_FILE_QUOTAS}.items():
+        if name in given and given[name] != fixed:
+            raise InvalidRequest(
+                f"bootvol keeps no {name} quota per project: it is {fixed} for every project; "
+                "it sets instances, cores and ram"
+            )
+
+
+@router.put("/v2.1/os-quota-sets/{project_id}")
+def update_quota_set(
+    project_id: str,
+    body: ComputeQuotaSetBody,
+    bootvol: AppDep,
+    caller: CallerDep,
+    version: ComputeVersion,
+) -> dict[str, Any]:
+    """Set the project's instances, cores and ram quotas (admins, as Nova's default
+    policy). Below what is in use only with ``force``. Nova's answer has no ``id``."""
+    check_may_change(caller, rule=f"{_QUOTA_RULE}:update")
+    fields = body.quota_set
+    _refuse_unkept_quotas(fields, version)
+    quota = bootvol.servers.quota.set_limits(
+        project_id,
+        ComputeLimitsUpdate(
+            instances=fields.instances, cores=fields.cores, ram_mib=fields.ram, force=fields.force
+        ),
+    )
+    return {"quota_set": _quota_limits(quota.limits, version)}
+
+
+@router.get("/v2.1/limits")
+def limits(
+    bootvol: AppDep,
+    caller: CallerDep,
+    version: ComputeVersion,
+    tenant_id: Annotated[str | None, Query()] = None,
+    reserved: Annotated[str | None, Query()] = None,
+) -> dict[str, Any]:
+    """The project's absolute limits and what it uses (another project's for admins, with
+    ``tenant_id``). ``reserved`` changes nothing: usage is counted, never reserved."""
+    del reserved
+    project_id = caller.project_id or ""  # API tokens are always scoped to a project
+    # openstacksdk (4.x) sends the literal "tenant_id=None" when no project is named (what
+    # `openstack limits show` does); no project has that id, so it means the caller's own.
+    if tenant_id is not None and tenant_id != "None":
+        check_may_read(caller, tenant_id, rule="os_compute_api:limits:other_project")
+        project_id = tenant_id
+    quota = bootvol.servers.quota.of(project_id)
+    quotas = _quota_limits(quota.limits, version)
+    absolute = {
+        "maxTotalInstances": quotas["instances"],
+        "maxTotalCores": quotas["cores"],
+        "maxTotalRAMSize": quotas["ram"],
+        "totalInstancesUsed": quota.usage.instances,
+        "totalCoresUsed": quota.usage.cores,
+        "totalRAMUsed": quota.usage.ram_mib,
+        "maxServerMeta": quotas["metadata_items"],
+        "maxTotalKeypairs": quotas["key_pairs"],
+        "maxServerGroups": quotas["server_groups"],
+        "maxServerGroupMembers": quotas["server_group_members"],
+        "totalServerGroupsUsed": 0,
+    }
+    # Nova's limits drop what each microversion removed: the image metadata proxy (2.39),
+    # personality (2.57), the network proxies (2.36).
+    if version < (2, 39):
+        absolute["maxImageMeta"] = quotas["metadata_items"]
+    if version < (2, 57):
+        absolute["maxPersonality"] = quotas["injected_files"]
+        absolute["maxPersonalitySize"] = quotas["injected_file_content_bytes"]
+    if version < (2, 36):
+        absolute.update(
+            maxSecurityGroups=quotas["security_groups"],
+            maxSecurityGroupRules=quotas["security_group_rules"],
+            maxTotalFloatingIps=quotas["floating_ips"],
+            totalSecurityGroupsUsed=0,
+            totalFloatingIpsUsed=0,
+        )
     return {"limits": {"rate": [], "absolute": absolute}}

@@ -17,6 +17,7 @@ from bootvol.api import catalog
 from bootvol.api.deps import AppDep, BaseUrl, Microversion, ProjectCaller
 from bootvol.api.formats import cinder_time
 from bootvol.api.microversion import MAX, MIN, APIVersion
+from bootvol.api.quota_sets import check_may_change, check_may_read
 from bootvol.api.schemas.common import ErrorBody, Link, MediaType, VersionEntry
 from bootvol.api.schemas.volume import (
     MetadataBody,
@@ -37,7 +38,7 @@ from bootvol.api.schemas.volume import (
 )
 from bootvol.caller import Caller
 from bootvol.db.models import DEFAULT_AVAILABILITY_ZONE, VolumeRecord, VolumeStatus
-from bootvol.errors import Forbidden, InvalidRequest, NotFound
+from bootvol.errors import InvalidRequest, NotFound
 from bootvol.runtime import Bootvol
 from bootvol.volumes.service import VolumeCreate, VolumeQuery
 
@@ -336,8 +337,7 @@ def show_quotas(
     caller: ProjectCaller,
     usage: bool = False,
 ) -> QuotaSetResponse:
-    if target_project_id != caller.project_id and not caller.is_admin:
-        raise Forbidden("Policy doesn't allow showing another project's quotas")
+    check_may_read(caller, target_project_id, rule="volume_extension:quotas:show")
     return QuotaSetResponse(quota_set=_quota_set(bootvol, target_project_id, usage=usage))
 
 
@@ -346,8 +346,7 @@ def update_quotas(
     target_project_id: str, body: QuotaSetUpdateBody, bootvol: AppDep, caller: ProjectCaller
 ) -> QuotaSetResponse:
     """Set a project's volumes and gigabytes quotas (admins)."""
-    if not caller.is_admin:
-        raise Forbidden("Policy doesn't allow updating quotas")
+    check_may_change(caller, rule="volume_extension:quotas:update")
     bootvol.identity.set_quotas(
         target_project_id, volumes=body.quota_set.volumes, gigabytes=body.quota_set.gigabytes
     )

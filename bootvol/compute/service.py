@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import enum
 import logging
-import math
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import case, select, update
 
 from bootvol.caller import OPERATOR, Caller
+from bootvol.compute import root_disk
 from bootvol.compute.flavors import FlavorService
 from bootvol.compute.hosts import HostRegistry
 from bootvol.compute.quota import ComputeQuota, ComputeUsage
@@ -51,9 +51,15 @@ from bootvol.db.models import (
 )
 from bootvol.db.records import Records
 from bootvol.db.session import SessionFactory
-from bootvol.errors import BootvolError, Conflict, InvalidRequest, NotFound, NoValidHost
+from bootvol.errors import (
+    BootvolError,
+    Conflict,
+    ImageNotFound,
+    InvalidRequest,
+    NotFound,
+    NoValidHost,
+)
 from bootvol.images.service import ImageService
-from bootvol.units import GiB
 from bootvol.volumes.service import VolumeService
 
 log = logging.getLogger(__name__)
@@ -115,7 +121,7 @@ class ServerService:
     ) -> None:
         self._sessions = sessions
         self._records = Records(sessions, ServerRecord, kind="server")
-        self._quota = ComputeQuota(sessions)
+        self.quota = ComputeQuota(sessions)  # the API shows and sets limits through it
         self.settings = settings
         self.images = images
         self.volumes = volumes
@@ -159,7 +165,7 @@ class ServerService:
             record.status, record.task_state = ServerStatus.ERROR, None
         else:
             record.host = host.name
-        with self._quota.room_for(
+        with self.quota.room_for(
             record.project_id, cores=flavor.vcpus, ram_mib=flavor.ram_mib
         ) as session:
             session.add(record)
@@ -201,26 +207,22 @@ class ServerService:
             record.delete_on_termination = boot.delete_on_termination
             return
         image_ref = boot.uuid if boot is not None else request.image
-        image = self.images.get(image_ref or "", caller=caller)
+        try:
+            image = self.images.get(image_ref or "", caller=caller)
+        except ImageNotFound:
+            # Nova: an image the request names but nobody can see is a bad request (400).
+            raise InvalidRequest(f"Image {image_ref} could not be found.") from None
         if image.status != ImageStatus.ACTIVE:
             raise InvalidRequest(f"Image {image.id} is not active.")
-        needed_gib = max(math.ceil((image.virtual_size or image.size or 0) / GiB), image.min_disk)
         if boot is not None:
-            size_gib = boot.volume_size_gib or flavor.disk_gib or needed_gib
+            size_gib = boot.volume_size_gib or flavor.disk_gib or root_disk.needed_gib(image)
             record.delete_on_termination = boot.delete_on_termination
+            root_disk.check_volume_holds(image, size_gib=size_gib)
         else:
-            size_gib = flavor.disk_gib or needed_gib
+            size_gib = flavor.disk_gib or root_disk.needed_gib(image)
             record.delete_on_termination = True  # a root disk made for the server goes with it
-            if flavor.disk_gib and flavor.disk_gib < needed_gib:
-                raise InvalidRequest(
-                    f"Flavor's disk is too small for requested image. Flavor disk is "
-                    f"{flavor.disk_gib * GiB} bytes, image is {needed_gib * GiB} bytes."
-                )
-        if size_gib < needed_gib:
-            raise InvalidRequest(
-                f"Volume is smaller than the minimum size specified in image metadata. Volume "
-                f"size is {size_gib * GiB} bytes, minimum size is {needed_gib * GiB} bytes."
-            )
+            if flavor.disk_gib:  # 0: the image's own size (Nova: "don't check")
+                root_disk.check_flavor_holds(image, disk_gib=flavor.disk_gib)
         record.image_id = image.id
         record.root_volume_size_gib = max(size_gib, 1)
 
@@ -258,7 +260,7 @@ class ServerService:
         return servers if query.limit is None else servers[: query.limit]
 
     def usage(self, project_id: str) -> ComputeUsage:
-        return self._quota.usage(project_id)
+        return self.quota.usage(project_id)
 
     # changes -------------------------------------------------------------------------------
     def set_state(

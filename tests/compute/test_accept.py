@@ -18,6 +18,7 @@ from bootvol.compute.service import BootSource, BootVolume, ServerCreate, Server
 from bootvol.db.models import ComputeHostRecord, ImageRecord, ServerStatus, TaskState
 from bootvol.errors import Forbidden, InvalidRequest, NotFound, QuotaExceeded
 from bootvol.images.service import ImageCreate
+from bootvol.units import GiB
 
 from ..support import Estate
 
@@ -140,7 +141,7 @@ def test_refusals_before_anything_exists(compute: Estate) -> None:
     servers = compute.app.servers
     with pytest.raises(InvalidRequest, match="Flavor nope could not be found"):
         servers.accept(ServerCreate(name="s", flavor="nope", image=image_id), caller=caller)
-    with pytest.raises(NotFound):
+    with pytest.raises(InvalidRequest, match="Image no-such could not be found"):  # Nova's 400
         servers.accept(ServerCreate(name="s", flavor="m1.tiny", image="no-such"), caller=caller)
     with pytest.raises(InvalidRequest, match="boot from an image or a volume"):
         servers.accept(ServerCreate(name="s", flavor="m1.tiny"), caller=caller)
@@ -151,9 +152,17 @@ def test_refusals_before_anything_exists(compute: Estate) -> None:
         record = session.get(ImageRecord, big)
         assert record is not None
         record.min_disk = 5  # Glance's min_disk: the image needs 5 GiB
-    with pytest.raises(InvalidRequest, match="smaller than the minimum size"):
+    with pytest.raises(InvalidRequest, match="Volume is smaller than the minimum size"):
         servers.accept(from_image(big, size=2), caller=caller)
-    with pytest.raises(InvalidRequest, match="Flavor's disk is too small"):
+    with pytest.raises(InvalidRequest, match="Flavor's disk is smaller than the minimum size"):
+        servers.accept(ServerCreate(name="s", flavor="m1.tiny", image=big), caller=caller)
+    with compute.app.sessions.begin() as session:
+        record = session.get(ImageRecord, big)
+        assert record is not None
+        record.min_disk, record.virtual_size = 0, 3 * GiB  # now a 3 GiB disk
+    with pytest.raises(InvalidRequest, match="virtual size is 3GB and doesn't fit in a volume"):
+        servers.accept(from_image(big, size=2), caller=caller)
+    with pytest.raises(InvalidRequest, match="Flavor's disk is too small for requested image"):
         servers.accept(ServerCreate(name="s", flavor="m1.tiny", image=big), caller=caller)
     assert servers.query(ServerQuery(all_projects=True), caller=OPERATOR) == []
     assert compute.app.volumes.list() == []
