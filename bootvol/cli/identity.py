@@ -40,8 +40,19 @@ def list_projects(ctx: typer.Context, json_: bool = output.JsonOption) -> None:
         return
     output.table(
         "projects",
-        ["id", "name", "volumes quota", "gigabytes quota"],
-        [(p["id"], p["name"], p["quota_volumes"], p["quota_gigabytes"]) for p in projects],
+        ["id", "name", "volumes", "gigabytes", "instances", "cores", "ram MiB"],
+        [
+            (
+                p["id"],
+                p["name"],
+                p["quota_volumes"],
+                p["quota_gigabytes"],
+                p["quota_instances"],
+                p["quota_cores"],
+                p["quota_ram_mib"],
+            )
+            for p in projects
+        ],
     )
 
 
@@ -51,10 +62,21 @@ def set_quota(
     project: str = typer.Argument(..., help="Project id or name."),
     volumes: int | None = typer.Option(None, "--volumes", help="Volumes (-1: no limit)."),
     gigabytes: int | None = typer.Option(None, "--gigabytes", help="GiB (-1: no limit)."),
+    instances: int | None = typer.Option(None, "--instances", help="Servers (-1: no limit)."),
+    cores: int | None = typer.Option(None, "--cores", help="vCPUs (-1: no limit)."),
+    ram: int | None = typer.Option(None, "--ram", help="RAM in MiB (-1: no limit)."),
     json_: bool = output.JsonOption,
 ) -> None:
-    """Change a project's quotas."""
-    record = bootvol(ctx).identity.set_quotas(project, volumes=volumes, gigabytes=gigabytes)
+    """Change a project's quotas (Cinder's volumes and gigabytes, Nova's instances, cores
+    and ram); those not given are kept."""
+    record = bootvol(ctx).identity.set_quotas(
+        project,
+        volumes=volumes,
+        gigabytes=gigabytes,
+        instances=instances,
+        cores=cores,
+        ram_mib=ram,
+    )
     view = _project_view(record)
     output.emit_json(view) if json_ else output.print_fields(f"project {record.name}", view)
 
@@ -130,4 +152,7 @@ def _project_view(project: ProjectRecord) -> dict[str, object]:
         "description": project.description,
         "quota_volumes": project.quota_volumes,
         "quota_gigabytes": project.quota_gigabytes,
+        "quota_instances": project.quota_instances,
+        "quota_cores": project.quota_cores,
+        "quota_ram_mib": project.quota_ram_mib,
     }

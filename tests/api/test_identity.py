@@ -119,6 +119,11 @@ def test_project_and_user_commands(service: Service) -> None:
         cli("project", "create", "team", "--volumes", "3", "--gigabytes", "30", "--json").stdout
     )
     assert project["quota_volumes"] == 3 and project["quota_gigabytes"] == 30
+    changed = json.loads(
+        cli("project", "set-quota", "team", "--cores", "8", "--ram", "4096", "--json").stdout
+    )
+    assert (changed["quota_cores"], changed["quota_ram_mib"]) == (8, 4096)
+    assert (changed["quota_volumes"], changed["quota_instances"]) == (3, 10)  # kept; default
     user = json.loads(
         cli("user", "create", "alice", "--project", "team", "--password", "s3cret", "--json").stdout
     )
