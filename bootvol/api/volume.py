@@ -37,9 +37,16 @@ from bootvol.api.schemas.volume import (
     VolumeUpdateBody,
 )
 from bootvol.caller import Caller
-from bootvol.db.models import DEFAULT_AVAILABILITY_ZONE, VolumeRecord, VolumeStatus
+from bootvol.db.models import (
+    DEFAULT_AVAILABILITY_ZONE,
+    DEFAULT_QUOTA_GIGABYTES,
+    DEFAULT_QUOTA_VOLUMES,
+    VolumeRecord,
+    VolumeStatus,
+)
 from bootvol.errors import InvalidRequest, NotFound
 from bootvol.runtime import Bootvol
+from bootvol.volumes.quota import Usage
 from bootvol.volumes.service import VolumeCreate, VolumeQuery
 
 router = APIRouter(
@@ -341,6 +348,20 @@ def show_quotas(
     return QuotaSetResponse(quota_set=_quota_set(bootvol, target_project_id, usage=usage))
 
 
+@router.get(
+    "/v3/{project_id}/os-quota-sets/{target_project_id}/defaults",
+    response_model=QuotaSetResponse,
+)
+def show_default_quotas(target_project_id: str, caller: ProjectCaller) -> QuotaSetResponse:
+    """The quotas a new project gets (``openstack quota show --default``)."""
+    check_may_read(caller, target_project_id, rule="volume_extension:quotas:show")
+    return QuotaSetResponse(
+        quota_set=_quota_values(
+            target_project_id, volumes=DEFAULT_QUOTA_VOLUMES, gigabytes=DEFAULT_QUOTA_GIGABYTES
+        )
+    )
+
+
 @router.put("/v3/{project_id}/os-quota-sets/{target_project_id}", response_model=QuotaSetResponse)
 def update_quotas(
     target_project_id: str, body: QuotaSetUpdateBody, bootvol: AppDep, caller: ProjectCaller
@@ -355,16 +376,23 @@ def update_quotas(
 
 def _quota_set(bootvol: Bootvol, project_id: str, *, usage: bool) -> QuotaSet:
     project = bootvol.identity.get_project(project_id, by_name=False)
-    used = bootvol.volumes.usage(project.id)
+    used = bootvol.volumes.usage(project.id) if usage else None
+    return _quota_values(
+        project.id, volumes=project.quota_volumes, gigabytes=project.quota_gigabytes, used=used
+    )
 
+
+def _quota_values(
+    project_id: str, *, volumes: int, gigabytes: int, used: Usage | None = None
+) -> QuotaSet:
     def value(limit: int, in_use: int = 0) -> int | QuotaUsage:
-        return QuotaUsage(limit=limit, in_use=in_use) if usage else limit
+        return limit if used is None else QuotaUsage(limit=limit, in_use=in_use)
 
     # bootvol has no snapshots, backups or groups: their quotas are 0.
     return QuotaSet(
-        id=project.id,
-        volumes=value(project.quota_volumes, used.volumes),
-        gigabytes=value(project.quota_gigabytes, used.gigabytes),
+        id=project_id,
+        volumes=value(volumes, used.volumes if used else 0),
+        gigabytes=value(gigabytes, used.gigabytes if used else 0),
         per_volume_gigabytes=value(-1),
         snapshots=value(0),
         backups=value(0),

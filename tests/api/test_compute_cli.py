@@ -159,6 +159,10 @@ def test_openstack_quotas_and_limits(make_service) -> None:
     shown = resources(json.loads(service.openstack("quota", "show", "team", "-f", "json").stdout))
     assert (shown["instances"], shown["cores"], shown["ram"]) == (10, 20, 51200)  # Nova's
     assert (shown["volumes"], shown["key-pairs"]) == (-1, 100)  # Cinder's beside Nova's
+    defaults = resources(
+        json.loads(service.openstack("quota", "show", "--default", "-f", "json").stdout)
+    )
+    assert (defaults["instances"], defaults["volumes"], defaults["gigabytes"]) == (10, 100, 1000)
     # Both services take their part of one command.
     service.openstack(*shlex.split("quota set --instances 3 --cores 5 --ram 2048 --volumes 7 team"))
     for command in (("--compute",), ()):
