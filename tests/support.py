@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 
 from bootvol.bench.content import file_md5
+from bootvol.bench.guest import libvirt_unavailable
+from bootvol.bench.guest import reachable_by_qemu as reachable_by_qemu  # the tests' import
 from bootvol.bench.local_server import LocalFileServer
 from bootvol.bench.loopback import loopback_unavailable
 from bootvol.bench.samples import make_qcow2, make_raw
@@ -40,16 +42,7 @@ def require_loopback() -> None:
 def require_libvirt() -> None:
     """Skip a test that needs libvirtd and QEMU (and root, loop devices); fail under CI=true."""
     require_loopback()
-    reason = None
-    if shutil.which("qemu-system-x86_64") is None:
-        reason = "qemu-system-x86_64 is not installed"
-    else:
-        try:
-            import libvirt
-
-            libvirt.open("qemu:///system").close()
-        except Exception as exc:  # ImportError, or libvirtd not running
-            reason = f"libvirt is unavailable: {exc}"
+    reason = libvirt_unavailable()
     if reason is None:
         return
     if os.environ.get("CI") == "true":
@@ -155,13 +148,3 @@ def openstack_cli(clouds: Path, *args: str, check: bool = True) -> subprocess.Co
     if check and result.returncode != 0:
         raise AssertionError(f"openstack {' '.join(args)} failed:\n{result.stderr}")
     return result
-
-
-def reachable_by_qemu(folder: Path) -> None:
-    """libvirt runs QEMU as its own user: it must traverse the folders down to a volume
-    file (libvirt gives it the file itself). The tests' mounts live in 0700 temp folders."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for parent in (folder, *folder.parents):
-        mode = parent.stat().st_mode
-        if not mode & 0o001:
-            parent.chmod(mode | 0o001)

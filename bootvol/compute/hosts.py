@@ -58,6 +58,15 @@ class HostRegistry:
             record = session.get(ComputeHostRecord, name)
         return record is not None and utcnow() - as_utc(record.heartbeat_at) < self._down_after
 
+    def remove(self, name: str) -> None:
+        """Forget a host that will not run again (``bootvol demo``'s own, once its server is
+        gone): a record left behind would look ``up`` until its heartbeat ages, and get
+        servers that no process builds."""
+        with self._sessions.begin() as session:
+            record = session.get(ComputeHostRecord, name)
+            if record is not None:
+                session.delete(record)
+
     def list(self) -> list[HostState]:
         now = utcnow()
         with self._sessions() as session:
