@@ -41,7 +41,6 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING
 
 from bootvol.bench.boot_results import (
     BootBenchResult,
@@ -55,25 +54,20 @@ from bootvol.bench.content import file_md5
 from bootvol.bench.guest import (
     GuestImage,
     build_guest_image,
-    guest_lines,
     libvirt_unavailable,
     load_guest_image,
     reachable_by_qemu,
 )
+from bootvol.bench.host import LocalComputeHost, ServerFailed
 from bootvol.bench.samples import make_qcow2
 from bootvol.bench.server import ServedFolder
-from bootvol.caller import OPERATOR
-from bootvol.compute.service import BootSource, BootVolume, ServerCreate
-from bootvol.config import Acceleration, ComputeSettings
-from bootvol.db.models import ServerRecord, ServerStatus, as_utc
+from bootvol.config import Acceleration
+from bootvol.db.models import ServerRecord, as_utc
 from bootvol.errors import BenchmarkFailed, BootvolError, InvalidRequest
 from bootvol.images.service import ImageCreate
 from bootvol.runtime import Bootvol
 from bootvol.units import MiB
 from bootvol.volumes.records import ProvisioningRecord
-
-if TYPE_CHECKING:  # imported when the run starts: they need the libvirt binding
-    from bootvol.compute.hypervisor import Hypervisor
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +76,6 @@ Progress = Callable[[str], None]
 LIBVIRT_URI = "qemu:///system"
 FLAVOR = "m1.tiny"  # Nova's smallest default (1 vCPU, 512 MiB, 1 GiB): the guest needs less
 GUEST_IMAGE_BYTES = 64 * MiB  # what scripts/guest-image makes: the cluster is sized for it
-POLL_SECONDS = 0.1  # how often a wait re-reads the server records
 
 
 @dataclass(frozen=True)
@@ -116,15 +109,41 @@ def run_boot_benchmark(
         for flexvol in cluster.app.topology:
             reachable_by_qemu(flexvol.path)
         files = stack.enter_context(ServedFolder(served))
-        run = _BootRun(cluster, options=options, guest=guest, report=report)
-        stack.enter_context(run.compute_host())
+        report(f"starting a compute host ({options.accel}; not measured)")
+        host = stack.enter_context(_compute_host(cluster.app, options))
+        run = _BootRun(cluster, host=host, options=options, guest=guest, report=report)
         # Unwinding starts here: from now on a signal waits until everything is removed.
         stack.callback(signals.hold)
         description = (
             f"scripts/guest-image: {guest.path.stat().st_size // MiB} MiB raw, served as "
             f"{qcow2.stat().st_size / MiB:.1f} MiB qcow2 over HTTP"
         )
-        return run.measure(url=files.url_for(qcow2.name), qcow2=qcow2, description=description)
+        try:
+            return run.measure(url=files.url_for(qcow2.name), qcow2=qcow2, description=description)
+        except ServerFailed as exc:
+            raise BenchmarkFailed(exc.message) from exc
+
+
+def _compute_host(app: Bootvol, options: BootOptions) -> LocalComputeHost:
+    """The run's host, with room for every server it asks for at once: the scheduler would
+    refuse the storm's last ones on a 2-core machine's 8 vCPUs, and what is measured is
+    the boot, not the scheduler's arithmetic (the guests idle once their line is out)."""
+    flavor = app.flavors.get(FLAVOR)
+    ratios = app.settings.compute
+    return LocalComputeHost(
+        app,
+        name=f"bench-{uuid.uuid4().hex[:8]}",
+        accel=options.accel,
+        uri=LIBVIRT_URI,
+        vcpus=max(
+            os.cpu_count() or 1,
+            math.ceil(options.servers * flavor.vcpus / ratios.cpu_allocation_ratio),
+        ),
+        ram_mib=max(
+            _machine_ram_mib(),
+            math.ceil(options.servers * flavor.ram_mib / ratios.ram_allocation_ratio),
+        ),
+    )
 
 
 def _guest_image(options: BootOptions, cluster: BenchCluster) -> GuestImage:
@@ -140,75 +159,20 @@ class _BootRun:
     """The measurements, on one cluster, with one compute host in this process."""
 
     def __init__(
-        self, cluster: BenchCluster, *, options: BootOptions, guest: GuestImage, report: Progress
+        self,
+        cluster: BenchCluster,
+        *,
+        host: LocalComputeHost,
+        options: BootOptions,
+        guest: GuestImage,
+        report: Progress,
     ) -> None:
         self.app: Bootvol = cluster.app
         self.cluster = cluster
+        self.host = host
         self.options = options
         self.guest = guest
         self.report = report
-        self.made: set[str] = set()  # every server asked for: each domain to remove
-        self.host_name = f"bench-{uuid.uuid4().hex[:8]}"
-        self._hypervisor: Hypervisor | None = None
-
-    @property
-    def hypervisor(self) -> Hypervisor:
-        assert self._hypervisor is not None, "compute_host() not entered"
-        return self._hypervisor
-
-    # the compute host ----------------------------------------------------------------------
-    @contextmanager
-    def compute_host(self) -> Iterator[None]:
-        """A compute host in this process for the run; every domain of the run is removed
-        when it ends, whatever ended it."""
-        # Here, not at the top: a volume-only install (no libvirt binding) still runs
-        # `bootvol bench` without --boot.
-        from bootvol.compute.host import ComputeHost
-        from bootvol.compute.hypervisor import Hypervisor
-        from bootvol.compute.kvm_probe import probe_acceleration
-
-        console_dir = self.app.settings.data_dir / "consoles"  # where ServerService reads
-        self.report(f"finding the acceleration ({self.options.accel}; not measured)")
-        accel = probe_acceleration(
-            str(self.options.accel), uri=LIBVIRT_URI, console_dir=console_dir
-        )
-        self._hypervisor = Hypervisor(uri=LIBVIRT_URI, console_dir=console_dir, accel=accel)
-        flavor = self.app.flavors.get(FLAVOR)
-        # The host offers room for every server the run asks for at once (the scheduler
-        # would refuse the storm's last ones on a 2-core machine's 8 vCPUs): what is
-        # measured is the boot, not the scheduler's arithmetic. The guests idle once their
-        # line is out.
-        servers, ratios = self.options.servers, self.app.settings.compute
-        settings = ComputeSettings(
-            enabled=True,
-            accel=self.options.accel,
-            host_name=self.host_name,
-            vcpus=max(
-                os.cpu_count() or 1,
-                math.ceil(servers * flavor.vcpus / ratios.cpu_allocation_ratio),
-            ),
-            ram_mib=max(
-                _machine_ram_mib(),
-                math.ceil(servers * flavor.ram_mib / ratios.ram_allocation_ratio),
-            ),
-            poll_seconds=POLL_SECONDS,
-        )
-        host = ComputeHost(servers=self.app.servers, hypervisor=self._hypervisor, settings=settings)
-        host.start()
-        try:
-            yield
-        finally:
-            host.stop()
-            self._remove_domains()
-
-    def _remove_domains(self) -> None:
-        """Every domain of the run undefined (stopped first), whatever its server's state:
-        the records go with the cluster's database, the volumes with its FlexVols."""
-        for server_id in sorted(self.made):
-            try:
-                self.hypervisor.undefine(server_id)
-            except BootvolError as exc:
-                log.warning("removing the domain of server %s failed: %s", server_id, exc.message)
 
     # the measurements ----------------------------------------------------------------------
     def measure(self, *, url: str, qcow2: Path, description: str) -> BootBenchResult:
@@ -227,7 +191,7 @@ class _BootRun:
         ]
         return BootBenchResult(
             cluster=self.cluster.description,
-            accel=str(self.hypervisor.accel),
+            accel=str(self.host.hypervisor.accel),
             flavor=FLAVOR,
             guest=description,
             cases={case: CaseResult(case, found) for case, found in samples.items()},
@@ -287,53 +251,23 @@ class _BootRun:
 
     # one server ----------------------------------------------------------------------------
     def _ask(self, image_id: str, *, name: str) -> str:
-        """Ask for a server booted from a new volume of the image, deleted with it (what
-        ``openstack server create --image IMG --boot-from-volume N`` asks for)."""
-        record = self.app.servers.accept(
-            ServerCreate(
-                name=name,
-                flavor=FLAVOR,
-                boot_volume=BootVolume(BootSource.IMAGE, image_id, delete_on_termination=True),
-            ),
-            caller=OPERATOR,
-        )
-        self.made.add(record.id)
-        if record.status == ServerStatus.ERROR:
-            raise BenchmarkFailed(f"server {name} was refused: {record.fault_message}")
-        return record.id
+        return self.host.ask(image_id, name=name, flavor=FLAVOR)
 
     def _wait_for_lines(self, server_ids: list[str]) -> list[ServerRecord]:
-        """The servers' records once each guest's line is in their build record (the
-        compute host adds ``guest_line_s`` when it sees the line), in ``server_ids`` order."""
-        deadline = time.monotonic() + self.options.timeout_seconds
-        while True:
-            records = {r.id: r for r in self.app.servers.on_host(self.host_name)}
-            for record in records.values():
-                if record.status == ServerStatus.ERROR:
-                    raise BenchmarkFailed(f"server {record.name} failed: {record.fault_message}")
-            waiting = [
-                server_id
-                for server_id in server_ids
-                if "guest_line_s" not in (getattr(records.get(server_id), "build", None) or {})
-            ]
-            if not waiting:
-                return [records[server_id] for server_id in server_ids]
-            if time.monotonic() > deadline:
-                raise BenchmarkFailed(
-                    f"{len(waiting)} of {len(server_ids)} servers printed no guest line within "
-                    f"{self.options.timeout_seconds:.0f} s; the console of {waiting[0]} ends: "
-                    f"{self._console_tail(waiting[0])!r}"
-                )
-            time.sleep(POLL_SECONDS)
+        return self.host.wait_for_lines(server_ids, timeout=self.options.timeout_seconds)
+
+    def _delete(self, server_ids: list[str]) -> None:
+        """So that the next measurement has the machine to itself."""
+        self.host.delete(server_ids, timeout=self.options.timeout_seconds)
 
     def _sample(self, record: ServerRecord) -> BootSample:
         build = record.build or {}
         volume = self.app.volumes.get(record.root_volume_id or "")
         expected = self.guest.expected_line(volume.id)
-        lines = guest_lines(self.hypervisor.console_output(record.id))
-        if lines[:1] != [expected]:
+        line = self.host.first_line(record.id)
+        if line != expected:
             raise BenchmarkFailed(
-                f"server {record.name} booted, but its guest printed {lines[:1]} instead of "
+                f"server {record.name} booted, but its guest printed {line!r} instead of "
                 f"{expected!r}: not its own boot volume's content"
             )
         return BootSample(
@@ -345,20 +279,6 @@ class _BootRun:
             to_active_s=float(build["request_to_active_s"]),
             to_guest_line_s=float(build["guest_line_s"]),
         )
-
-    def _delete(self, server_ids: list[str]) -> None:
-        """Delete the servers through their host (domain, console, boot volume) and wait
-        until they are gone, so that the next measurement has the machine to itself."""
-        for server_id in server_ids:
-            self.app.servers.request_delete(server_id, caller=OPERATOR)
-        deadline = time.monotonic() + self.options.timeout_seconds
-        while any(self.app.servers.get_by_id(server_id) for server_id in server_ids):
-            if time.monotonic() > deadline:
-                raise BenchmarkFailed(f"deleting {len(server_ids)} servers took too long")
-            time.sleep(POLL_SECONDS)
-
-    def _console_tail(self, server_id: str) -> str:
-        return self.hypervisor.console_output(server_id, lines=3)
 
 
 @contextmanager
@@ -399,7 +319,8 @@ class _SignalHold:
 
 
 def _machine_ram_mib() -> int:
-    from bootvol.compute.host import machine_resources  # needs the binding: see above
+    # Imported here: bootvol.compute.host needs the libvirt binding (see LocalComputeHost).
+    from bootvol.compute.host import machine_resources
 
     return machine_resources().ram_mib
 
