@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
+
+import pytest
+
+from bootvol.bench.guest import libvirt_unavailable
 
 from ..support import BOOTVOL, Estate
 
@@ -89,7 +94,8 @@ def test_errors_exit_with_their_code_and_message(estate: Estate, tmp_path: Path)
 def test_demo_on_the_embedded_default(tmp_path: Path) -> None:
     result = run("--data-dir", str(tmp_path / "data"), "demo", "--size-mib", "8", "--json")
     assert result.returncode == 0, result.stderr
-    rows = json.loads(result.stdout)
+    report = json.loads(result.stdout)
+    rows = report["volumes"]
     assert [r["path"] for r in rows] == [
         "download",
         "cache-clone",
@@ -100,6 +106,29 @@ def test_demo_on_the_embedded_default(tmp_path: Path) -> None:
     ]
     assert all(r["content_ok"] for r in rows)
     assert (tmp_path / "data" / "bootvol.toml").exists()
+    # Then a server from a volume of the guest image, where libvirt runs (under CI it must).
+    server = report["server"]
+    if "skipped" in server:
+        assert libvirt_unavailable() is not None, server
+        assert os.environ.get("CI") != "true", server["skipped"]
+        return
+    assert "error" not in server, server["error"]
+    assert server["line_ok"], server
+    assert server["console_line"].startswith(f"bootvol-guest serial={server['volume_id'][:20]}")
+    assert server["guest_line_s"] > server["request_to_active_s"] > 0
+    # Nothing of it is left: no server, no domain, no host that would take new servers.
+    data = ["--data-dir", str(tmp_path / "data")]
+    assert json.loads(run(*data, "server", "list", "--json").stdout) == []
+    assert json.loads(run(*data, "host", "list", "--json").stdout) == []
+    assert json.loads(run(*data, "volume", "list", "--json").stdout) == []
+    import libvirt
+
+    connection = libvirt.open("qemu:///system")
+    try:
+        with pytest.raises(libvirt.libvirtError):
+            connection.lookupByUUIDString(server["id"])
+    finally:
+        connection.close()
 
 
 def test_help_describes_every_command() -> None:
