@@ -155,10 +155,8 @@ class StormResult:
 
     @property
     def paths(self) -> dict[str, int]:
-        """How many boot volumes took each path, the flowchart's order."""
-        counts = Counter(str(s.volume.path) for s in self.samples)
-        order = [str(p) for p in ProvisioningPath]
-        return {path: counts[path] for path in sorted(counts, key=order.index)}
+        """How many boot volumes took each path (first seen first, in the order asked for)."""
+        return dict(Counter(str(s.volume.path) for s in self.samples))
 
     @property
     def flexvols(self) -> list[FlexVolFetches]:

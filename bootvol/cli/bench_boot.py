@@ -8,17 +8,16 @@ from bootvol.bench.boot_results import BootBenchResult, BootCase, Figures
 from bootvol.cli import output
 
 _CASE_TITLES = {
-    BootCase.DOWNLOAD: "one server, image only at its URL",
-    BootCase.CACHE_CLONE: "one server, image cached",
+    BootCase.DOWNLOAD: "alone, image not cached",
+    BootCase.CACHE_CLONE: "alone, image cached",
 }
 _COLUMNS = [
-    "what",
     "servers",
     "boot volume",
     "volume s",
     "domain start s",
-    "request → ACTIVE s",
-    "request → guest line s",
+    "→ ACTIVE s",
+    "→ guest line s",
     "guest boot s",
     "host bytes",
 ]
@@ -28,25 +27,26 @@ def print_boot_result(console: Console, result: BootBenchResult) -> None:
     storm = result.storm
     count = len(storm.samples)
     rows = [
-        _row(_CASE_TITLES[case], f"{len(found.samples)} (median)", str(case), found.median)
+        _row(f"{_CASE_TITLES[case]} (x{len(found.samples)})", str(case), found.median)
         for case, found in result.cases.items()
     ]
-    paths = ", ".join(f"{path} {n}" for path, n in storm.paths.items())
-    rows.append(_row(f"boot storm: {count} at once, median", str(count), paths, storm.median))
-    rows.append(_row(f"boot storm: {count} at once, max", str(count), paths, storm.slowest))
+    paths = ", ".join(f"{n} {path}" for path, n in storm.paths.items())
+    rows.append(_row(f"{count} at once: median", paths, storm.median))
+    rows.append(_row(f"{count} at once: max", paths, storm.slowest))
     output.table(
-        f"bootvol bench --boot: seconds from the request ({result.accel}, {result.flavor}; "
-        f"{result.cluster})",
+        f"bootvol bench --boot: seconds, → from the request; medians unless said "
+        f"({result.accel}, {result.flavor}; {result.cluster})",
         _COLUMNS,
         rows,
         to=console,
     )
     console.print(
-        f"guest: {result.guest}. Each single server boots alone; its image is new to every "
-        f"FlexVol in the download row. Boot storm: all {count} ACTIVE "
-        f"{storm.all_active_s:.2f} s and every guest's line {storm.all_guest_lines_s:.2f} s "
-        f"after the first request (requests sent in {storm.requests_s:.2f} s). host bytes: "
-        "image bytes through bootvol or its qemu-img."
+        f"guest: {result.guest}. One at a time: each server boots alone, from an image new to "
+        f"every FlexVol (not cached), then from the same image again (cached). Storm: {count} "
+        f"requests sent in {storm.requests_s:.2f} s, the compute host builds them one after "
+        f"another; all ACTIVE {storm.all_active_s:.2f} s and every guest's line "
+        f"{storm.all_guest_lines_s:.2f} s after the first request. host bytes: image bytes "
+        "through bootvol or its qemu-img."
     )
     verdict = {True: "[green]once[/green]", False: "[red]MORE THAN ONCE[/red]"}
     output.table(
@@ -62,9 +62,8 @@ def print_boot_result(console: Console, result: BootBenchResult) -> None:
         console.print(f"[bold red]FAIL[/bold red] {problem}", highlight=False)
 
 
-def _row(what: str, servers: str, path: str, figures: Figures) -> tuple[str, ...]:
+def _row(servers: str, path: str, figures: Figures) -> tuple[str, ...]:
     return (
-        what,
         servers,
         path,
         _seconds(figures.volume_s),
