@@ -146,19 +146,21 @@ class LocalComputeHost:
 
     def wait_for_lines(self, server_ids: list[str], *, timeout: float) -> list[ServerRecord]:
         """The servers' records, in ``server_ids`` order, once every guest's first console
-        line is in its build record; ServerFailed if one ends ``ERROR`` or ``timeout`` ends."""
+        line is in its build record and whole in its console log; ServerFailed if one ends
+        ``ERROR`` or ``timeout`` ends first."""
         deadline = time.monotonic() + timeout
         while True:
             records = {r.id: r for r in self.app.servers.on_host(self.name)}
             for record in records.values():
                 if record.id in server_ids and record.status == ServerStatus.ERROR:
                     raise ServerFailed(f"server {record.name} failed: {record.fault_message}")
-            waiting = [
-                server_id
-                for server_id in server_ids
-                if server_id not in records
-                or "guest_line_s" not in (records[server_id].build or {})
-            ]
+            # The host times the line as it starts to appear; a caller reads it whole.
+            lined = {
+                r.id
+                for r in records.values()
+                if "guest_line_s" in (r.build or {}) and self.first_line(r.id) is not None
+            }
+            waiting = [server_id for server_id in server_ids if server_id not in lined]
             if not waiting:
                 return [records[server_id] for server_id in server_ids]
             if time.monotonic() > deadline:
