@@ -34,15 +34,16 @@ def print_boot_result(console: Console, result: BootBenchResult) -> None:
     rows.append(_row(f"{count} at once: median", paths, storm.median))
     rows.append(_row(f"{count} at once: max", paths, storm.slowest))
     output.table(
-        f"bootvol bench --boot: seconds, → from the request; medians unless said "
-        f"({result.accel}, {result.flavor}; {result.cluster})",
+        f"bootvol bench --boot ({result.accel}, {result.flavor}): seconds, → from the "
+        "request; medians unless said",
         _COLUMNS,
         rows,
         to=console,
     )
     console.print(
-        f"guest: {result.guest}. One at a time: each server boots alone, from an image new to "
-        f"every FlexVol (not cached), then from the same image again (cached). Storm: {count} "
+        f"guest: {result.guest}; FlexVols: {result.cluster}. One at a time: each server "
+        "boots alone, from an image new to every FlexVol (not cached), then from the same "
+        f"image again (cached). Storm: {count} "
         f"requests sent in {storm.requests_s:.2f} s, the compute host builds them one after "
         f"another; all ACTIVE {storm.all_active_s:.2f} s and every guest's line "
         f"{storm.all_guest_lines_s:.2f} s after the first request. host bytes: image bytes "
