@@ -5,10 +5,14 @@ server.py     the stand-in remote image service: an HTTP server in its own proce
 reference.py  the naive path run by hand (curl, md5sum, qemu-img) beside the download
 runner.py     the measurements, path by path and size by size
 results.py    what was measured (dataclasses), its statistics, the targets, the JSON
+boot.py       ``--boot``: servers booted from bootvol volumes, timed from the request
+boot_results.py  what ``--boot`` measured (dataclasses), its checks, the JSON
 
 Tools the benchmark shares with ``bootvol demo`` and the tests (not part of the product):
 samples.py       sample disk images (sparse raw with data in every other MiB, its qcow2)
 local_server.py  an HTTP file server on loopback, in a thread
 loopback.py      throwaway XFS, btrfs, ext4 and tmpfs filesystems on loop devices
 content.py       checksums of files and of what a volume reads (raw or qcow2)
+guest.py         the guest image (scripts/guest-image), its console line, QEMU's reach
+host.py          a compute host in the caller's process: ask, wait for guest lines, delete
 """
