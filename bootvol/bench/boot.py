@@ -61,6 +61,7 @@ from bootvol.bench.guest import (
 from bootvol.bench.host import LocalComputeHost, ServerFailed
 from bootvol.bench.samples import make_qcow2
 from bootvol.bench.server import ServedFolder
+from bootvol.compute.records import BuildRecord
 from bootvol.config import Acceleration
 from bootvol.db.models import ServerRecord, as_utc
 from bootvol.errors import BenchmarkFailed, BootvolError, InvalidRequest
@@ -261,7 +262,14 @@ class _BootRun:
         self.host.delete(server_ids, timeout=self.options.timeout_seconds)
 
     def _sample(self, record: ServerRecord) -> BootSample:
-        build = record.build or {}
+        build = record.build or BuildRecord()
+        # The host fills these in before it adds the guest's line (wait_for_lines waited for it).
+        if (
+            build.domain_start_s is None
+            or build.request_to_active_s is None
+            or build.guest_line_s is None
+        ):
+            raise BenchmarkFailed(f"server {record.name}'s build record is incomplete: {build}")
         volume = self.app.volumes.get(record.root_volume_id or "")
         expected = self.guest.expected_line(volume.id)
         line = self.host.first_line(record.id)
@@ -275,9 +283,9 @@ class _BootRun:
             volume_id=volume.id,
             flexvol=volume.flexvol or "",
             volume=volume.provisioning or ProvisioningRecord(),
-            domain_s=float(build["domain_start_s"]),
-            to_active_s=float(build["request_to_active_s"]),
-            to_guest_line_s=float(build["guest_line_s"]),
+            domain_s=build.domain_start_s,
+            to_active_s=build.request_to_active_s,
+            to_guest_line_s=build.guest_line_s,
         )
 
 
@@ -290,7 +298,12 @@ def _held_signals() -> Iterator[_SignalHold]:
     if threading.current_thread() is not threading.main_thread():
         yield hold  # signal handlers belong to the main thread; nothing to install
         return
-    previous = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+    previous = {
+        number: signal.getsignal(number)
+        for number in (signal.SIGINT, signal.SIGTERM)
+        # Ignored by whoever started us (a shell's background job ignores Ctrl-C): leave it.
+        if signal.getsignal(number) is not signal.SIG_IGN
+    }
     for number in previous:
         signal.signal(number, hold.handle)
     try:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -111,16 +112,21 @@ class LocalComputeHost:
     ) -> None:
         if self._host is None:
             return
-        self._host.stop()  # its loop is done: nothing builds behind the cleanup's back
+        host = self._host
+        host.stop()  # its loop is done: nothing builds behind the cleanup's back
         for server_id in self._made:
-            try:
-                record = self.app.servers.get_by_id(server_id)
-                if record is not None:
-                    self._host.delete(record)  # domain, console, the volume it owns, record
-                self.hypervisor.undefine(server_id)  # a domain whose record went first
-            except BootvolError as exc:
-                log.warning("removing server %s failed: %s", server_id, exc.message)
+            # The domain first (QEMU must not outlive the run), then the record and the
+            # volume the server owns (ComputeHost.delete: the same steps as a delete).
+            _twice(
+                f"removing the domain of server {server_id}", self.hypervisor.undefine, server_id
+            )
+            _twice(f"deleting server {server_id}", self._forget, host, server_id)
         self.app.hosts.remove(self.name)
+
+    def _forget(self, host: ComputeHost, server_id: str) -> None:
+        record = self.app.servers.get_by_id(server_id)
+        if record is not None:
+            host.delete(record)
 
     # servers -------------------------------------------------------------------------------
     def ask(self, image_id: str, *, name: str, flavor: str, delete_volume: bool = True) -> str:
@@ -158,7 +164,9 @@ class LocalComputeHost:
             lined = {
                 r.id
                 for r in records.values()
-                if "guest_line_s" in (r.build or {}) and self.first_line(r.id) is not None
+                if r.build is not None
+                and r.build.guest_line_s is not None
+                and self.first_line(r.id) is not None
             }
             waiting = [server_id for server_id in server_ids if server_id not in lined]
             if not waiting:
@@ -185,3 +193,23 @@ class LocalComputeHost:
             if time.monotonic() > deadline:
                 raise ServerFailed(f"deleting {len(server_ids)} servers took over {timeout:.0f} s")
             time.sleep(POLL_SECONDS)
+
+
+def _twice(what: str, action: Callable[..., None], *args: object) -> None:
+    """Run a cleanup step, once more if libvirt fails it, then log and go on (the next
+    server's cleanup must still run).
+
+    Why twice: this thread's libvirt connection may be dead without knowing it. A thread
+    that starts qemu-img (bootvol.storage.qemu_img, with a ``preexec_fn``) runs Python in
+    the forked child, whose after-fork cleanup drops the other threads' thread-locals; the
+    binding's finalizer then closes their connections, and that close goes over the socket
+    the child shares with this process. The first call here fails ("Cannot write data:
+    Broken pipe"); the Hypervisor then opens a new connection for the second.
+    """
+    for attempt in (1, 2):
+        try:
+            action(*args)
+            return
+        except BootvolError as exc:
+            if attempt == 2:
+                log.warning("%s failed: %s", what, exc.message)

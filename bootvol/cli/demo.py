@@ -26,6 +26,7 @@ from bootvol.bench.local_server import LocalFileServer
 from bootvol.bench.samples import make_qcow2, make_raw
 from bootvol.cli import output
 from bootvol.cli.context import bootvol
+from bootvol.compute.records import BuildRecord
 from bootvol.errors import BootvolError
 from bootvol.images.service import ImageCreate
 from bootvol.runtime import Bootvol
@@ -188,7 +189,7 @@ def _boot_a_server(app: Bootvol, *, keep: bool) -> dict[str, Any]:
             )
             (record,) = host.wait_for_lines([server_id], timeout=SERVER_LINE_TIMEOUT_SECONDS)
             volume = app.volumes.get(record.root_volume_id or "")
-            build = record.build or {}
+            build = record.build or BuildRecord()
             line = host.first_line(server_id)
             view |= {
                 "id": record.id,
@@ -199,8 +200,8 @@ def _boot_a_server(app: Bootvol, *, keep: bool) -> dict[str, Any]:
                 "flexvol": volume.flexvol,
                 "path": str(volume.provisioning.path) if volume.provisioning else None,
                 "clone": str(volume.provisioning.clone_method) if volume.provisioning else None,
-                "request_to_active_s": build.get("request_to_active_s"),
-                "guest_line_s": build.get("guest_line_s"),
+                "request_to_active_s": build.request_to_active_s,
+                "guest_line_s": build.guest_line_s,
                 "console_line": line,
                 "line_ok": line == guest.expected_line(volume.id),
                 "deleted": True,
