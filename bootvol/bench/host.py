@@ -196,8 +196,8 @@ class LocalComputeHost:
 
 
 def _twice(what: str, action: Callable[..., None], *args: object) -> None:
-    """Run a cleanup step, once more if libvirt fails it, then log and go on (the next
-    server's cleanup must still run).
+    """Run a cleanup step, once more if it fails, then log and go on (the next server's
+    cleanup must still run).
 
     Why twice: this thread's libvirt connection may be dead without knowing it. A thread
     that starts qemu-img (bootvol.storage.qemu_img, with a ``preexec_fn``) runs Python in
@@ -210,6 +210,6 @@ def _twice(what: str, action: Callable[..., None], *args: object) -> None:
         try:
             action(*args)
             return
-        except BootvolError as exc:
+        except Exception as exc:  # a cleanup step: whatever failed, the others still run
             if attempt == 2:
-                log.warning("%s failed: %s", what, exc.message)
+                log.warning("%s failed: %s", what, getattr(exc, "message", exc))
