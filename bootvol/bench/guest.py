@@ -72,11 +72,15 @@ def cached_guest_image(folder: Path) -> GuestImage:
         return build_guest_image(path)
 
 
+def complete_lines(console: str) -> list[str]:
+    """A console log's lines that have ended: the log is read while the guest writes it,
+    and its last line may still be half-written."""
+    return [line.strip() for line in console.replace("\r\n", "\n").split("\n")[:-1]]
+
+
 def guest_lines(console: str) -> list[str]:
-    """The guest's boot lines in a console log (one per boot), complete ones only: the log
-    is read while the guest writes it, and its last line may still be half-written."""
-    complete = console.replace("\r\n", "\n").split("\n")[:-1]
-    return [line.strip() for line in complete if GUEST_LINE_MARK in line]
+    """The guest's boot lines in a console log (one per boot), complete ones only."""
+    return [line for line in complete_lines(console) if GUEST_LINE_MARK in line]
 
 
 def libvirt_unavailable(uri: str = "qemu:///system") -> str | None:

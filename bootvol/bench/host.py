@@ -117,10 +117,10 @@ class LocalComputeHost:
         for server_id in self._made:
             # The domain first (QEMU must not outlive the run), then the record and the
             # volume the server owns (ComputeHost.delete: the same steps as a delete).
-            _twice(
+            _attempt(
                 f"removing the domain of server {server_id}", self.hypervisor.undefine, server_id
             )
-            _twice(f"deleting server {server_id}", self._forget, host, server_id)
+            _attempt(f"deleting server {server_id}", self._forget, host, server_id)
         self.app.hosts.remove(self.name)
 
     def _forget(self, host: ComputeHost, server_id: str) -> None:
@@ -195,21 +195,10 @@ class LocalComputeHost:
             time.sleep(POLL_SECONDS)
 
 
-def _twice(what: str, action: Callable[..., None], *args: object) -> None:
-    """Run a cleanup step, once more if it fails, then log and go on (the next server's
-    cleanup must still run).
-
-    Why twice: this thread's libvirt connection may be dead without knowing it. A thread
-    that starts qemu-img (bootvol.storage.qemu_img, with a ``preexec_fn``) runs Python in
-    the forked child, whose after-fork cleanup drops the other threads' thread-locals; the
-    binding's finalizer then closes their connections, and that close goes over the socket
-    the child shares with this process. The first call here fails ("Cannot write data:
-    Broken pipe"); the Hypervisor then opens a new connection for the second.
-    """
-    for attempt in (1, 2):
-        try:
-            action(*args)
-            return
-        except Exception as exc:  # a cleanup step: whatever failed, the others still run
-            if attempt == 2:
-                log.warning("%s failed: %s", what, getattr(exc, "message", exc))
+def _attempt(what: str, action: Callable[..., None], *args: object) -> None:
+    """Run a cleanup step; log and go on when it fails (the next server's cleanup must
+    still run)."""
+    try:
+        action(*args)
+    except Exception as exc:  # a cleanup step: whatever failed, the others still run
+        log.warning("%s failed: %s", what, getattr(exc, "message", exc))

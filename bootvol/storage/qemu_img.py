@@ -12,12 +12,10 @@ other threads of this process. qemu-img uses plain read/write (no copy offload u
 
 from __future__ import annotations
 
-import ctypes
 import functools
 import json
 import os
 import shutil
-import signal
 import subprocess
 import threading
 from dataclasses import dataclass
@@ -61,25 +59,19 @@ def qemu_img_path() -> str:
     return path
 
 
-_PR_SET_PDEATHSIG = 1  # linux/prctl.h
-# Looked up here, in the parent: between fork and exec a child of a threaded process must
-# not dlopen (another thread may have held the loader's lock at the fork).
-_prctl = ctypes.CDLL(None, use_errno=True).prctl
-
-
-def _die_with_parent() -> None:
-    """In the child, before exec: get SIGKILL when the thread that started us dies.
-
-    A worker killed mid-conversion must not leave qemu-img writing on into its scratch
-    folder after a restart removed it, or holding the FlexVol's space. The calling thread
-    waits for qemu-img until it ends, so only its death (the process's) triggers this.
-    """
-    _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-
-
 def run(args: list[str], *, limits: Limits, raw_counters: bool = False) -> QemuRun:
     """Run ``qemu-img ARGS`` capped by ``limits``; return its stdout and the bytes it moved."""
+    # setpriv --pdeathsig: qemu-img gets SIGKILL when the thread that started it dies. A
+    # worker killed mid-conversion must not leave qemu-img writing on into its scratch folder
+    # after a restart removed it, or holding the FlexVol's space; the calling thread waits
+    # for qemu-img until it ends, so only its death (the process's) triggers this. Not a
+    # preexec_fn: running Python in the forked child runs its after-fork handlers, and
+    # libvirt's close the connections other threads (a compute host) hold in the parent.
     command = [
+        "setpriv",
+        "--pdeathsig",
+        "KILL",
+        "--",
         "prlimit",
         f"--as={limits.address_space_bytes}",
         f"--cpu={limits.cpu_seconds}",
@@ -93,7 +85,6 @@ def run(args: list[str], *, limits: Limits, raw_counters: bool = False) -> QemuR
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        preexec_fn=_die_with_parent,
     )
     # communicate() would reap the child; read the pipes ourselves, then wait without reaping.
     stdout, stderr = _drain(process)

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import pytest
 
+from bootvol.bench.guest import complete_lines
 from bootvol.compute import kvm_probe
 from bootvol.compute.domain import (
     METADATA_NS,
@@ -100,7 +101,7 @@ class Host:
 
     def lines(self, server_id: str, marker: str) -> list[str]:
         console = self.hypervisor.console_output(server_id)
-        return [line.strip() for line in console.splitlines() if line.startswith(marker)]
+        return [line for line in complete_lines(console) if line.startswith(marker)]
 
     def boot_lines(self, server_id: str, count: int) -> list[str]:
         """Wait until the guest printed its line ``count`` times (once per boot)."""

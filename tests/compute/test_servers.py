@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from bootvol.bench.guest import guest_lines
 from bootvol.caller import Caller
 from bootvol.compute.domain import Accel
 from bootvol.compute.flavors import FlavorCreate
@@ -96,8 +97,7 @@ class Cloud:
         return self.server(server_id)
 
     def guest_lines(self, server_id: str) -> list[str]:
-        console = self.hypervisor.console_output(server_id)
-        return [line for line in console.splitlines() if "bootvol-guest serial=" in line]
+        return guest_lines(self.hypervisor.console_output(server_id))
 
     def wait_boots(self, server_id: str, count: int) -> list[str]:
         self.wait(lambda: len(self.guest_lines(server_id)) >= count, f"boot {count}")
