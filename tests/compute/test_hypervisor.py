@@ -18,6 +18,7 @@ import os
 import shutil
 import signal
 import subprocess
+import threading
 import time
 import uuid
 import xml.etree.ElementTree as ET
@@ -43,6 +44,7 @@ from bootvol.compute.domain import (
 )
 from bootvol.compute.hypervisor import Hypervisor, PowerState
 from bootvol.errors import HypervisorError
+from bootvol.storage import qemu_img
 
 from ..support import reachable_by_qemu, require_libvirt
 
@@ -241,6 +243,18 @@ def test_a_qemu_killed_from_outside_is_shutoff(host: Host) -> None:
     assert ours[server_id] is PowerState.SHUTOFF  # still defined: adopted as SHUTOFF
     host.hypervisor.start(server_id)
     host.boot_lines(server_id, 2)
+
+
+def test_a_qemu_img_run_leaves_other_threads_libvirt_connections_working(host: Host) -> None:
+    # A volume worker converts images while the compute host's thread holds its libvirt
+    # connection; the qemu-img child must not close that connection (a preexec_fn did).
+    host.hypervisor.domains()  # this thread's connection, now open
+    convert = threading.Thread(
+        target=qemu_img.run, args=(["--version"],), kwargs={"limits": qemu_img.INFO_LIMITS}
+    )
+    convert.start()
+    convert.join()
+    host.hypervisor.domains()  # the same connection, still working
 
 
 def test_undefine_leaves_no_domain_and_no_console_log(host: Host) -> None:
