@@ -142,12 +142,14 @@ class ComputeHost:
         self.sync_power_states()
 
     def _reap(self) -> None:
-        """Remove this host's domains whose servers were deleted while it was down (Nova's
-        local delete leaves them; its ``running_deleted_instance_action = reap`` too)."""
+        """Remove this host's domains whose servers were deleted while it was down or slow
+        (Nova's local delete leaves them; its ``running_deleted_instance_action = reap``),
+        then let go of their volumes: only now does no guest use them."""
         for domain in self._hypervisor.domains():
             if domain.host == self.name and self._servers.get_by_id(domain.server_id) is None:
                 log.warning("domain of deleted server %s: removed", domain.server_id)
                 self._hypervisor.undefine(domain.server_id)
+                self._servers.release_attachments(domain.server_id)
 
     # the loop ------------------------------------------------------------------------------
     def _loop(self) -> None:
@@ -157,6 +159,7 @@ class ComputeHost:
                 for server in servers:
                     self._handle(server)
                 self._plug_pending(servers)
+                self._reap()
                 self.sync_power_states()
             except Exception:  # the database or libvirt hiccuped: log, try again
                 log.exception("compute host %s: a round of work failed", self.name)

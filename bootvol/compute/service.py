@@ -329,8 +329,13 @@ class ServerService:
         servers too); at once when no host runs it (it failed before one did) or its host
         is down (Nova's local delete: the host removes the domain when it is back)."""
         record = self.get(ref, caller=caller)
-        if record.host is None or not self.hosts.is_up(record.host):
+        if record.host is None:
             self.release_volumes(record)
+            self._records.delete(record.id)
+            return record
+        if not self.hosts.is_up(record.host):
+            # Its domain may still run on that host: the volumes stay attached (in-use)
+            # until the host, back, removes the domain and lets them go (ComputeHost._reap).
             self._records.delete(record.id)
             log.info("server %s deleted here (host %s is not up)", record.id, record.host)
             return record
@@ -342,11 +347,17 @@ class ServerService:
         """Detach every volume of the server; delete those it owns: the attachments marked
         ``delete_on_termination``, and a boot volume it made from its image even when the
         build failed before attaching it."""
-        attachments = self.volumes.attachments
         owned = []
         if server.image_id is not None and server.delete_on_termination:
             owned.extend(filter(None, [server.root_volume_id]))
-        for attachment in attachments.of_server(server.id):
+        self.release_attachments(server.id, owned=owned)
+
+    def release_attachments(self, server_id: str, *, owned: list[str] | None = None) -> None:
+        """Detach every volume attached to the server; delete those in ``owned`` and those
+        attached with ``delete_on_termination`` (all the record a deleted server leaves)."""
+        attachments = self.volumes.attachments
+        owned = list(owned or [])
+        for attachment in attachments.of_server(server_id):
             attachments.remove(attachment.id)
             if attachment.delete_on_termination and attachment.volume_id not in owned:
                 owned.append(attachment.volume_id)
@@ -356,7 +367,7 @@ class ServerService:
             except NotFound:
                 pass
             except BootvolError as exc:
-                log.warning("server %s: volume %s stays: %s", server.id, volume_id, exc.message)
+                log.warning("server %s: volume %s stays: %s", server_id, volume_id, exc.message)
 
     def wake_host(self, record: ServerRecord) -> None:
         """Tell the server's host (when it runs in this process) that it has work."""

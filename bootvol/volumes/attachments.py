@@ -77,10 +77,17 @@ class VolumeAttachments:
         return self._where(VolumeAttachmentRecord.volume_id.in_(owned))
 
     def pending(self, server_ids: Iterable[str]) -> list[VolumeAttachmentRecord]:
-        """The plugs and unplugs under way on these servers (a compute host's work)."""
+        """The plugs and unplugs under way on these servers (a compute host's work). A plug
+        is one the compute API reserved: it alone names the device at reservation; Cinder's
+        ``os-reserve`` and attachments API never do, so they cannot plug a disk into a
+        server (anyone's) through its host."""
         return self._where(
             VolumeAttachmentRecord.server_id.in_(list(server_ids)),
-            VolumeAttachmentRecord.status.in_([AttachStatus.ATTACHING, AttachStatus.DETACHING]),
+            (
+                (VolumeAttachmentRecord.status == AttachStatus.ATTACHING)
+                & VolumeAttachmentRecord.device.is_not(None)
+            )
+            | (VolumeAttachmentRecord.status == AttachStatus.DETACHING),
         )
 
     def _where(self, *conditions: ColumnElement[bool]) -> list[VolumeAttachmentRecord]:

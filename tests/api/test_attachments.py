@@ -150,6 +150,8 @@ def test_cinder_attach_actions_and_attachments_api(service: Service) -> None:
     connector = {"host": "compute-2", "initiator": "iqn.example"}
     updated = storage.update_attachment(attachment.id, connector=connector)
     assert updated.status == "attaching" and status() == "attaching"
+    # Not a hot-plug for the instance's compute host: only the compute API reserves those.
+    assert service.estate.app.volumes.attachments.pending([instance]) == []
     assert updated.connection_info["driver_volume_type"] == "local"
     assert updated.connection_info["device_path"] == service.estate.app.volumes.get(made.id).file
     storage.complete_attachment(attachment.id)
