@@ -21,7 +21,9 @@ class Background:
             # Only a compute host loads libvirt: volume workers run where it is not installed.
             from bootvol.compute.host import open_compute_host
 
-            self._compute = open_compute_host(app.servers, app.settings)
+            self._compute = open_compute_host(
+                app.servers, compute=app.settings.compute, console_dir=app.settings.console_dir
+            )
 
     def start(self) -> None:
         self._volumes.start()

@@ -160,6 +160,11 @@ class Settings(_Strict):
         return self.data_dir / "bootvol.sqlite"
 
     @property
+    def console_dir(self) -> Path:
+        """Where compute hosts log their servers' consoles, and the API reads them."""
+        return self.compute.console_dir or self.data_dir / "consoles"
+
+    @property
     def effective_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.database_path}"
 

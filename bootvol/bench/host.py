@@ -24,7 +24,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
 
@@ -74,32 +73,20 @@ class LocalComputeHost:
             ram_mib=ram_mib,
             poll_seconds=POLL_SECONDS,
         )
-        # Where the server service reads consoles from (its own default).
-        self._console_dir: Path = app.settings.compute.console_dir or (
-            app.settings.data_dir / "consoles"
-        )
         self._made: list[str] = []  # every server asked for here
         self._host: ComputeHost | None = None
-        self._hypervisor: Hypervisor | None = None
 
     @property
     def hypervisor(self) -> Hypervisor:
-        assert self._hypervisor is not None, "enter the host first"
-        return self._hypervisor
+        assert self._host is not None, "enter the host first"
+        return self._host.hypervisor
 
     # lifecycle -----------------------------------------------------------------------------
     def __enter__(self) -> LocalComputeHost:
-        from bootvol.compute.host import ComputeHost
-        from bootvol.compute.hypervisor import Hypervisor
-        from bootvol.compute.kvm_probe import probe_acceleration
+        from bootvol.compute.host import open_compute_host
 
-        uri = self._settings.libvirt_uri
-        accel = probe_acceleration(
-            str(self._settings.accel), uri=uri, console_dir=self._console_dir
-        )
-        self._hypervisor = Hypervisor(uri=uri, console_dir=self._console_dir, accel=accel)
-        self._host = ComputeHost(
-            servers=self.app.servers, hypervisor=self._hypervisor, settings=self._settings
+        self._host = open_compute_host(
+            self.app.servers, compute=self._settings, console_dir=self.app.settings.console_dir
         )
         self._host.start()
         return self

@@ -89,6 +89,20 @@ class DomainMark:
     host: str | None
 
 
+def console_log(console_dir: Path, server_id: str) -> Path:
+    """The file a server's serial console is logged to (appended across boots)."""
+    return console_dir / f"{server_id}.log"
+
+
+def read_console(path: Path, *, lines: int | None = None) -> str:
+    """A console log as text (its last ``lines`` lines), empty when there is none yet."""
+    try:
+        text = path.read_bytes().decode(errors="replace").replace("\r\n", "\n")
+    except FileNotFoundError:
+        return ""
+    return text if lines is None else "\n".join(text.splitlines()[-lines:])
+
+
 def domain_name(server_id: str) -> str:
     return f"{DOMAIN_PREFIX}{server_id}"
 

@@ -46,7 +46,7 @@ from bootvol.compute.hypervisor import Hypervisor, PowerState
 from bootvol.compute.kvm_probe import probe_acceleration
 from bootvol.compute.records import BuildRecord
 from bootvol.compute.service import Fault, ServerService
-from bootvol.config import ComputeSettings, Settings
+from bootvol.config import ComputeSettings
 from bootvol.db.models import (
     AttachStatus,
     ServerRecord,
@@ -101,6 +101,10 @@ class ComputeHost:
         self._wakeup = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="compute-host", daemon=True)
         self._heartbeat = threading.Thread(target=self._beat, name="compute-beat", daemon=True)
+
+    @property
+    def hypervisor(self) -> Hypervisor:
+        return self._hypervisor
 
     # process lifecycle ---------------------------------------------------------------------
     def start(self) -> None:
@@ -341,11 +345,7 @@ class ComputeHost:
             plugged = {disk.serial for disk in self._hypervisor.disks(server.id)}
             target = (attachment.device or "").removeprefix("/dev/") or None
             if volume.id not in plugged:
-                self._hypervisor.attach_disk(
-                    server.id,
-                    _disk(volume),
-                    target=target,
-                )
+                self._hypervisor.attach_disk(server.id, _disk(volume), target=target)
             self._attachments.complete(attachment.id, host=self.name)
         except BootvolError as exc:
             # Nova too gives the volume back when the hypervisor refuses it.
@@ -361,7 +361,9 @@ class ComputeHost:
 
     def _unplug(self, server: ServerRecord, attachment: VolumeAttachmentRecord) -> None:
         try:
-            self._hypervisor.detach_disk(server.id, attachment.volume_id)
+            # A server whose domain vanished (SHUTOFF by the power sync) holds no disk.
+            if self._hypervisor.state(server.id) is not PowerState.MISSING:
+                self._hypervisor.detach_disk(server.id, attachment.volume_id)
         except BootvolError as exc:
             log.error(
                 "server %s: detaching volume %s failed: %s",
@@ -385,10 +387,10 @@ class ComputeHost:
                 self._servers.set_state(server.id, status=ServerStatus.SHUTOFF, task_state=None)
 
 
-def open_compute_host(servers: ServerService, settings: Settings) -> ComputeHost:
-    """The compute host of this process, on the acceleration ``[compute] accel`` gives."""
-    compute = settings.compute
-    console_dir = compute.console_dir or settings.data_dir / "consoles"  # as ServerService
+def open_compute_host(
+    servers: ServerService, *, compute: ComputeSettings, console_dir: Path
+) -> ComputeHost:
+    """A compute host on the acceleration ``compute.accel`` gives (probed for ``auto``)."""
     accel = probe_acceleration(compute.accel, uri=compute.libvirt_uri, console_dir=console_dir)
     hypervisor = Hypervisor(uri=compute.libvirt_uri, console_dir=console_dir, accel=accel)
     return ComputeHost(servers=servers, hypervisor=hypervisor, settings=compute)

@@ -52,9 +52,11 @@ from bootvol.compute.domain import (
     Disk,
     DomainSpec,
     attached_disks,
+    console_log,
     disk_xml,
     domain_xml,
     next_target,
+    read_console,
     read_mark,
 )
 
@@ -122,7 +124,7 @@ class Hypervisor:
 
     # lifecycle -----------------------------------------------------------------------------
     def console_log(self, server_id: str) -> Path:
-        return self._console_dir / f"{server_id}.log"
+        return console_log(self._console_dir, server_id)
 
     def define_and_start(self, spec: DomainSpec) -> None:
         """Define the server's persistent domain and boot it; on failure nothing is left."""
@@ -315,12 +317,7 @@ class Hypervisor:
 
     def console_output(self, server_id: str, *, lines: int | None = None) -> str:
         """What the guest wrote on its serial console (all boots), ``lines`` last lines."""
-        try:
-            text = self.console_log(server_id).read_bytes().decode(errors="replace")
-        except FileNotFoundError:
-            return ""
-        text = text.replace("\r\n", "\n")
-        return text if lines is None else "\n".join(text.splitlines()[-lines:])
+        return read_console(self.console_log(server_id), lines=lines)
 
     @staticmethod
     def _wait(condition: Callable[[], bool], *, timeout: float) -> bool:

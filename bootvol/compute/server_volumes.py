@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from bootvol.caller import Caller
 from bootvol.compute.domain import BOOT_TARGET, next_target
-from bootvol.compute.service import ServerService
+from bootvol.compute.service import ServerService, vm_state
 from bootvol.db.models import (
     AttachStatus,
     ServerRecord,
@@ -98,8 +98,8 @@ class ServerVolumes:
     @staticmethod
     def _check_idle(server: ServerRecord, action: str) -> None:
         if server.status not in _PLUGGABLE or server.task_state is not None:
+            task = f" and task_state {server.task_state}" if server.task_state else ""
             raise Conflict(
-                f"Cannot '{action}' instance {server.id} while it is in status "
-                f"{server.status}"
-                + (f" and task_state {server.task_state}" if server.task_state else "")
+                f"Cannot '{action}' instance {server.id} while it is in vm_state "
+                f"{vm_state(server)}{task}"
             )

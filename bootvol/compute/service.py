@@ -34,6 +34,7 @@ from sqlalchemy import case, select, update
 
 from bootvol.caller import OPERATOR, Caller
 from bootvol.compute import root_disk
+from bootvol.compute.domain import console_log, read_console
 from bootvol.compute.flavors import FlavorService
 from bootvol.compute.hosts import HostRegistry
 from bootvol.compute.quota import ComputeQuota, ComputeUsage
@@ -127,7 +128,7 @@ class ServerService:
         self.volumes = volumes
         self.flavors = flavors
         self.hosts = hosts
-        self._console_dir = settings.compute.console_dir or settings.data_dir / "consoles"
+        self._console_dir = settings.console_dir
         # Called with the host's name after each accepted server: that host's builder wakes.
         self.on_accept: list[Callable[[str], None]] = []
 
@@ -379,12 +380,7 @@ class ServerService:
         """The server's serial console so far (its last ``lines`` lines). The log is on the
         host that runs it, under ``[compute] console_dir``: read here, on one node."""
         record = self.get(ref, caller=caller)
-        path = self._console_dir / f"{record.id}.log"
-        try:
-            text = path.read_bytes().decode(errors="replace").replace("\r\n", "\n")
-        except FileNotFoundError:
-            return ""
-        return text if lines is None else "\n".join(text.splitlines()[-lines:])
+        return read_console(console_log(self._console_dir, record.id), lines=lines)
 
     def forget(self, server_id: str) -> None:
         self._records.delete(server_id)

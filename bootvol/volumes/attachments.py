@@ -90,6 +90,12 @@ class VolumeAttachments:
             | (VolumeAttachmentRecord.status == AttachStatus.DETACHING),
         )
 
+    def held_by(self, volume_id: str) -> str:
+        """`` (attached to server …)`` when an attachment holds the volume: the why of a
+        refusal, for messages."""
+        with self._sessions() as session:
+            return _held_by(session, volume_id)
+
     def _where(self, *conditions: ColumnElement[bool]) -> list[VolumeAttachmentRecord]:
         statement = (
             select(VolumeAttachmentRecord)

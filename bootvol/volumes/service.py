@@ -312,14 +312,10 @@ class VolumeService:
     def delete(self, ref: str, *, caller: Caller = OPERATOR) -> VolumeRecord:
         record = self._visible(ref, caller)
         if record.status not in _DELETABLE:
-            attached = "".join(
-                f" (attached to server {attachment.server_id})"
-                for attachment in self.attachments.of_volume(record.id)
-                if attachment.server_id is not None
-            )
             raise Conflict(
-                f"Invalid volume: volume {record.id} is {record.status}{attached}; it must be "
-                "available or error to be deleted"
+                f"Invalid volume: volume {record.id} is {record.status}"
+                f"{self.attachments.held_by(record.id)}; it must be available or error to be "
+                "deleted"
             )
         if record.flexvol:
             flexvol = self.topology.get(record.flexvol)
