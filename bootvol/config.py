@@ -120,6 +120,9 @@ class FlexVolSettings(_Strict):
     svm: str
     path: Path
     volumes: bool = True
+    # The NFS export ("fileserver:/exports/vol_a") that compute hosts mount this FlexVol's
+    # folder from: the Cinder driver's connection info, Glance's location metadata.
+    export: str | None = Field(None, pattern=r"^[^:\s]+:/\S*$")
 
 
 class Settings(_Strict):

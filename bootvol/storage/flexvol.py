@@ -54,11 +54,20 @@ class Capabilities:
 
 
 class FlexVol:
-    def __init__(self, *, name: str, svm: Svm, path: Path, holds_volumes: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        name: str,
+        svm: Svm,
+        path: Path,
+        holds_volumes: bool = True,
+        export: str | None = None,
+    ) -> None:
         self.name = name
         self.svm = svm
         self.path = path
         self.holds_volumes = holds_volumes
+        self.export = export  # "server:/path" clients mount, if the FlexVol is exported
         self._ready = False  # ensure() has made or found the folder layout once
 
     def __repr__(self) -> str:
