@@ -125,16 +125,13 @@ class FlexVolSettings(_Strict):
     export: str | None = Field(None, pattern=r"^[^:\s]+:/\S*$")
 
 
-class Settings(_Strict):
-    data_dir: Path
-    image_store: str
+class StorageSettings(_Strict):
+    """The storage estate and how volumes are cut from it: what the engine needs, and all
+    that the Cinder driver reads from its backend section (bootvol.cinder.options)."""
+
     copy_offload: bool = True
     clone_method: CloneMethod = CloneMethod.AUTO
-    database_url: str | None = None
     cache: CacheSettings = CacheSettings()
-    workers: WorkerSettings = WorkerSettings()
-    download: DownloadSettings = DownloadSettings()
-    compute: ComputeSettings = ComputeSettings()
     cluster: list[ClusterSettings] = Field(min_length=1)
     svm: list[SvmSettings] = Field(min_length=1)
     flexvol: list[FlexVolSettings] = Field(min_length=1)
@@ -152,10 +149,23 @@ class Settings(_Strict):
         for flexvol in self.flexvol:
             if flexvol.svm not in svms:
                 raise ValueError(f"flexvol {flexvol.name!r} names unknown svm {flexvol.svm!r}")
-        if self.image_store not in {f.name for f in self.flexvol}:
-            raise ValueError(f"image_store {self.image_store!r} is not a [[flexvol]] name")
         if not any(f.volumes for f in self.flexvol):
             raise ValueError("no FlexVol holds volumes: set volumes = true on at least one")
+        return self
+
+
+class Settings(StorageSettings):
+    data_dir: Path
+    image_store: str
+    database_url: str | None = None
+    workers: WorkerSettings = WorkerSettings()
+    download: DownloadSettings = DownloadSettings()
+    compute: ComputeSettings = ComputeSettings()
+
+    @model_validator(mode="after")
+    def _image_store_known(self) -> Self:
+        if self.image_store not in {f.name for f in self.flexvol}:
+            raise ValueError(f"image_store {self.image_store!r} is not a [[flexvol]] name")
         return self
 
     @property

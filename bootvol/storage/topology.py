@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from bootvol.config import ClusterSettings, FlexVolSettings, Settings, SvmSettings
+from bootvol.config import StorageSettings
 from bootvol.errors import NotFound
 from bootvol.storage.cluster import Cluster, OffloadDecision, Svm, copy_offload_decision
 from bootvol.storage.flexvol import FlexVol
@@ -19,40 +19,21 @@ class Topology:
         self.copy_offload = copy_offload
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Topology:
-        return cls.build(
-            clusters=settings.cluster,
-            svms=settings.svm,
-            flexvols=settings.flexvol,
-            copy_offload=settings.copy_offload,
-        )
-
-    @classmethod
-    def build(
-        cls,
-        *,
-        clusters: list[ClusterSettings],
-        svms: list[SvmSettings],
-        flexvols: list[FlexVolSettings],
-        copy_offload: bool,
-    ) -> Topology:
-        """The estate from its parts, whose references were already checked (the Cinder
-        driver builds it from its own options, without bootvol's Settings)."""
-        by_cluster = {c.name: Cluster(c.name, c.version) for c in clusters}
-        by_svm = {s.name: Svm(s.name, by_cluster[s.cluster], s.vstorage) for s in svms}
-        return cls(
-            [
-                FlexVol(
-                    name=f.name,
-                    svm=by_svm[f.svm],
-                    path=f.path,
-                    holds_volumes=f.volumes,
-                    export=f.export,
-                )
-                for f in flexvols
-            ],
-            copy_offload=copy_offload,
-        )
+    def from_settings(cls, settings: StorageSettings) -> Topology:
+        """The estate of bootvol's configuration, or of a Cinder backend's section."""
+        clusters = {c.name: Cluster(c.name, c.version) for c in settings.cluster}
+        svms = {s.name: Svm(s.name, clusters[s.cluster], s.vstorage) for s in settings.svm}
+        flexvols = [
+            FlexVol(
+                name=f.name,
+                svm=svms[f.svm],
+                path=f.path,
+                holds_volumes=f.volumes,
+                export=f.export,
+            )
+            for f in settings.flexvol
+        ]
+        return cls(flexvols, copy_offload=settings.copy_offload)
 
     def __iter__(self) -> Iterator[FlexVol]:
         return iter(self._flexvols.values())

@@ -6,7 +6,8 @@ works (reflink, qcow2 overlay, sparse copy), ``grow`` gives it its size.
 
 On-disk names, per FlexVol: ``volume-<volume-id>`` is the volume's file; for a qcow2 overlay,
 ``.bootvol/bases/volume-<volume-id>.base`` is a hard link to the cache entry (or image file)
-that backs it, so that the cleaner cannot free the blocks an overlay still reads.
+that backs it, so that the cleaner cannot free the blocks an overlay still reads. The Cinder
+driver keeps snapshots beside their volume the same way, as ``snapshot-<snapshot-id>``.
 
 Reversion strategy: a clone kind that fails removes what it made (``remove_files``) before
 the next is tried; the last failure is raised as a StorageError.
@@ -36,15 +37,16 @@ class VolumeTarget:
     # Raises when this process may no longer write the volume's file (its claim was taken
     # over); called just before the file is made, after the long steps.
     check_claim: Callable[[], None] = lambda: None
+    kind: str = "volume"  # the file name's prefix: "volume", or "snapshot" for the driver's
 
     @property
     def file(self) -> Path:
-        return self.flexvol.path / f"volume-{self.volume_id}"
+        return self.flexvol.path / f"{self.kind}-{self.volume_id}"
 
     @property
     def base_link(self) -> Path:
         """For a qcow2 overlay volume: a hard link that keeps its backing file alive."""
-        return self.flexvol.bases_dir / f"volume-{self.volume_id}.base"
+        return self.flexvol.bases_dir / f"{self.file.name}.base"
 
     def remove_files(self) -> None:
         self.file.unlink(missing_ok=True)

@@ -11,6 +11,10 @@ Tried in order; the first that applies makes the volume:
 4.  download      fetch it, verify, inspect, convert to raw into our cache, then clone.
 5.  extend the volume to the requested size.
 
+A caller that downloads images itself (Cinder, which fetches the image before it hands the
+volume back to the driver) asks for steps 1–3 only (``download=False``): when none applies,
+``DownloadLeft`` says so with the record of why, and nothing was made.
+
 Each of 1–4 finds what to cut the volume from (a ``CloneSource``); the volume's file is cut
 from it (bootvol.volumes.volume_file: reflink, else a qcow2 overlay, else a sparse copy).
 
@@ -61,18 +65,33 @@ class ImageSource:
 
     id: str
     disk_format: str
-    location: ImageLocation  # a file inside a FlexVol, or an http(s):// URL
+    # A file (inside a FlexVol, or not), an http(s):// URL, or None where the caller
+    # downloads the image itself and knows of no file (see DownloadLeft).
+    location: ImageLocation | None
     size: int | None = None
     md5: str | None = None
     sha512: str | None = None
 
     @property
     def file(self) -> Path | None:
-        return self.location.file
+        return self.location.file if self.location else None
 
 
 class _Skip(Exception):
     """This path does not apply; the message says why."""
+
+
+class DownloadLeft(Exception):
+    """Only a download would make this volume, and the caller asked for no download.
+
+    Not an error: the caller downloads the image and calls again with a location it can
+    read (Cinder's ``clone_image`` declines, then ``copy_image_to_volume`` runs).
+    """
+
+    def __init__(self, record: ProvisioningRecord) -> None:
+        reasons = "; ".join(f"{p}: {r}" for p, r in record.skipped.items())
+        super().__init__(f"only a download is left ({reasons})")
+        self.record = record
 
 
 @dataclass(frozen=True)
@@ -102,15 +121,17 @@ class Workflow:
         self._on_download = on_download
 
     def create_volume_from_image(
-        self, *, target: VolumeTarget, image: ImageSource
+        self, *, target: VolumeTarget, image: ImageSource, download: bool = True
     ) -> ProvisionedVolume:
+        """Make ``target`` from ``image`` by the cheapest path; with ``download=False``, raise
+        DownloadLeft instead of downloading."""
         record = ProvisioningRecord()
         flowchart: list[tuple[FlowchartStep, Attempt]] = [
             (FlowchartStep.CACHE_CLONE, self._clone_local_cache),  # 1
             (FlowchartStep.OFFLOAD_FROM_CACHE, self._offload_remote_cache),  # 1b
             (FlowchartStep.DIRECT_CLONE, self._clone_image_file),  # 2
             (FlowchartStep.OFFLOAD_FROM_IMAGE_FILE, self._offload_image_file),  # 3
-            (FlowchartStep.DOWNLOAD, self._download),  # 4
+            (FlowchartStep.DOWNLOAD, self._download if download else self._leave_download),  # 4
         ]
         target.flexvol.ensure()
         with ImageCache(target.flexvol).in_use(image.id):
@@ -244,14 +265,17 @@ class Workflow:
     def _download(
         self, target: VolumeTarget, image: ImageSource, record: ProvisioningRecord
     ) -> CloneSource:
+        location = image.location
+        if location is None:
+            raise _Skip("the image has no location to download it from")
         if self._on_download is not None:
             self._on_download()
 
         def fill(temporary: Path) -> None:
             staged = temporary.with_name(f"{temporary.name}.download")
-            with record.step(StepName.DOWNLOAD, detail=str(image.location)):
+            with record.step(StepName.DOWNLOAD, detail=str(location)):
                 fetched = fetch(
-                    image.location,
+                    location,
                     staged,
                     expected=Expected(size=image.size, md5=image.md5, sha512=image.sha512),
                     what=f"image {image.id}",
@@ -265,9 +289,15 @@ class Workflow:
             image,
             record,
             fill=fill,
-            source=str(image.location),
+            source=str(location),
             path=ProvisioningPath.DOWNLOAD,
         )
+
+    def _leave_download(
+        self, target: VolumeTarget, image: ImageSource, record: ProvisioningRecord
+    ) -> CloneSource:
+        record.skip(FlowchartStep.DOWNLOAD, "left to the caller, which downloads the image")
+        raise DownloadLeft(record)
 
     # 5. ------------------------------------------------------------------------------------
     def _extend(
@@ -281,7 +311,7 @@ class Workflow:
     # shared steps --------------------------------------------------------------------------
     def _image_file(self, image: ImageSource) -> Path:
         if image.file is None:
-            raise _Skip("the image is remote (http); its bytes are in no FlexVol")
+            raise _Skip("the image is remote; its bytes are in no FlexVol")
         return image.file
 
     def _fill_cache(
