@@ -15,4 +15,12 @@ loopback.py      throwaway XFS, btrfs, ext4 and tmpfs filesystems on loop device
 content.py       checksums of files and of what a volume reads (raw or qcow2)
 guest.py         the guest image (scripts/guest-image), its console line, QEMU's reach
 host.py          a compute host in the caller's process: ask, wait for guest lines, delete
+
+The real OpenStack Cinder running bootvol's driver (the Cinder tests, ``scripts/cinder-demo``):
+cinder_stack.py  CinderStack: the whole stack up by conditions and down without leftovers
+cinder_conf.py   cinder.conf from typed backends (bootvol_backend: the driver's options)
+cinder_demo.py   ``scripts/cinder-demo``: three volumes by the real ``openstack`` command
+rabbitmq.py      a private RabbitMQ (own node, ports, epmd) in a folder
+postgres.py      a throwaway PostgreSQL on a unix socket (Cinder's database; the tests')
+processes.py     children in sessions of their own, stopped by process group
 """

@@ -22,6 +22,7 @@ import argparse
 import datetime as dt
 import json
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -57,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="cinder-demo", description=__doc__.splitlines()[0])
     parser.add_argument("--image-mib", type=int, default=64, help="sample image size (MiB)")
     args = parser.parse_args(argv)
+    # SIGTERM unwinds like Ctrl-C, so that the stack and the mounts are torn down.
+    signal.signal(signal.SIGTERM, _interrupt)
     base = Path(tempfile.mkdtemp(prefix="bootvol-cinder-demo-"))
     try:
         result = _run(base, image_bytes=args.image_mib * MiB)
@@ -159,6 +162,10 @@ def _same_content(image_file: Path, volume_file: Path) -> bool:
 
 def _when(timestamp: str) -> dt.datetime:
     return dt.datetime.fromisoformat(timestamp)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def _say(message: str) -> None:

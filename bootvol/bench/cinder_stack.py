@@ -57,7 +57,7 @@ from bootvol.bench.postgres import PostgresServer, postgres_unavailable, throwaw
 from bootvol.bench.processes import (
     Child,
     kill_pids,
-    processes_mentioning,
+    processes_naming,
     start_child,
     stop_children,
 )
@@ -456,26 +456,42 @@ class CinderStack:
             threading.Event().wait(0.1)
 
     def _not_ready(self) -> str | None:
-        """What the stack still waits for, or None when it is ready."""
+        """What the stack still waits for, or None when it is ready. A server error or a
+        refused connection is "not yet"; a client error (a refused token, say) is fatal."""
         try:
             with httpx.Client(timeout=10) as client:
                 client.get(f"{self.cinder_url}/")
+            return self._services_not_up() or self._pools_not_known()
         except httpx.TransportError:
             return "cinder-api to answer"
-        services = self.cinder("GET", "/os-services")["services"]
-        up = {(s["binary"], s["host"]) for s in services if s["state"] == "up"}
-        expected = [("cinder-scheduler", CINDER_HOST)] + [
-            ("cinder-volume", f"{CINDER_HOST}@{backend.name}") for backend in self.backends
-        ]
+
+    def _services_not_up(self) -> str | None:
+        body = self._get_while_starting("/os-services")
+        if body is None:
+            return "cinder-api to answer /os-services"
+        up = {(s["binary"], s["host"]) for s in body["services"] if s["state"] == "up"}
+        expected = [("cinder-scheduler", CINDER_HOST)]
+        expected += [("cinder-volume", f"{CINDER_HOST}@{b.name}") for b in self.backends]
         missing = [f"{binary} on {host}" for binary, host in expected if (binary, host) not in up]
-        if missing:
-            return f"services up: {', '.join(missing)}"
-        pools = self.cinder("GET", "/scheduler-stats/get_pools")["pools"]
-        known = {pool["name"].split("#", 1)[0] for pool in pools}
+        return f"services up: {', '.join(missing)}" if missing else None
+
+    def _pools_not_known(self) -> str | None:
+        body = self._get_while_starting("/scheduler-stats/get_pools")
+        if body is None:
+            return "cinder-api to answer /scheduler-stats/get_pools"
+        known = {pool["name"].split("#", 1)[0] for pool in body["pools"]}
         missing = [b.name for b in self.backends if f"{CINDER_HOST}@{b.name}" not in known]
-        if missing:
-            return f"the scheduler to know the pools of {', '.join(missing)}"
-        return None
+        return f"the scheduler to know the pools of {', '.join(missing)}" if missing else None
+
+    def _get_while_starting(self, path: str) -> Any:
+        response = self._cinder_request("GET", path)
+        if response.status_code >= 500:
+            return None
+        if response.status_code >= 400:
+            raise StackError(
+                f"GET {path}: {response.status_code} {response.text}\n{self.failure_report()}"
+            )
+        return response.json()
 
     def _refuse_failed_backend(self) -> None:
         """A backend that failed to start leaves cinder-volume running but never up: say so
@@ -540,7 +556,7 @@ class CinderStack:
         is a leak: kill it."""
         folders = [self.work] + ([self.postgres.base] if self.postgres is not None else [])
         for folder in folders:
-            left = processes_mentioning(str(folder))
+            left = processes_naming(folder)
             if left:
                 log.warning("processes left in %s after teardown, killed: %s", folder, left)
                 kill_pids(left)

@@ -8,7 +8,7 @@ member is left. Membership is read from ``/proc``: a zombie (dead, not yet reape
 parent, or by an init that never reaps) counts as gone.
 
 What leaves its group (a daemon that calls ``setsid`` itself, such as Erlang's ``epmd``)
-must be stopped by its owner; :func:`processes_mentioning` finds what would be left over.
+must be stopped by its owner; :func:`processes_naming` finds what would be left over.
 """
 
 from __future__ import annotations
@@ -103,10 +103,10 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
-def processes_mentioning(text: str) -> list[int]:
-    """Live processes whose command line contains ``text`` (a work folder, say)."""
+def processes_naming(folder: Path) -> list[int]:
+    """Live processes whose command line names a path inside ``folder``."""
     found = []
-    needle = text.encode()
+    needle = f"{folder}/".encode()  # not /tmp/x2 for /tmp/x
     for pid, (state, _, _) in _process_table().items():
         if pid == os.getpid() or state == "Z":
             continue
@@ -147,7 +147,7 @@ def stop_children(children: Sequence[Child], *, grace_seconds: float = 10.0) -> 
 
 
 def kill_pids(pids: Sequence[int]) -> None:
-    """SIGKILL each of ``pids`` (found by :func:`processes_mentioning`) and wait for it."""
+    """SIGKILL each of ``pids`` (found by :func:`processes_naming`) and wait for it."""
     for pid in pids:
         _signal(pid, signal.SIGKILL)
     deadline = time.monotonic() + 30
