@@ -80,7 +80,9 @@ ERROR_STATUSES = frozenset({"error", "error_deleting", "error_extending", "error
 
 # The layout the tests and the demo use: an image store and one pool FlexVol per backend.
 IMAGE_STORE = "images"
-BACKEND_POOLS = {"bv_a": "vol_a", "bv_b": "vol_b"}
+# bv_images keeps its volumes on Glance's image store itself: there raw images clone directly.
+BACKEND_POOLS = {"bv_a": "vol_a", "bv_b": "vol_b", "bv_images": IMAGE_STORE}
+FLEXVOLS = tuple(dict.fromkeys((IMAGE_STORE, *BACKEND_POOLS.values())))
 
 
 class StackError(RuntimeError):
@@ -619,7 +621,7 @@ def two_backend_layout(
             FlexVolSettings(
                 name=name, svm="svm1", path=flexvols[name], export=f"fileserver:/exports/{name}"
             )
-            for name in (IMAGE_STORE, *BACKEND_POOLS.values())
+            for name in FLEXVOLS
         ),
     )
     backends = tuple(
@@ -631,7 +633,7 @@ def two_backend_layout(
 
 @contextmanager
 def throwaway_flexvols(
-    base: Path, names: Sequence[str] = (IMAGE_STORE, *BACKEND_POOLS.values()), *, size_mib: int
+    base: Path, names: Sequence[str] = FLEXVOLS, *, size_mib: int
 ) -> Iterator[dict[str, Path]]:
     """One XFS (reflink=1) loopback filesystem per FlexVol, mounted at ``base/<name>``, so
     that copy offload between FlexVols crosses filesystems; unmounted and detached after."""
