@@ -45,11 +45,21 @@ _MAX_LIMIT = 1000  # Glance's api_limit_max
 _patch_body = TypeAdapter(list[PatchOperationBody])
 
 
+# The versions Glance (2024.2 on) lists without an image cache and without multiple
+# stores (glance/api/versions.py): v2.17 added the service-only locations API, which
+# glanceclient's has_version(client, "v2.17") looks for before Cinder asks for locations.
+_CURRENT_VERSION = "2.17"
+_SUPPORTED_VERSIONS = ("2.15", "2.9", "2.7", "2.6", "2.5", "2.4", "2.3", "2.2", "2.1", "2.0")
+
+
 def _versions(base: str) -> dict[str, Any]:
-    entry = VersionEntry(
-        id="v2.0", status="CURRENT", links=[Link(rel="self", href=f"{base}/image/v2/")]
-    )
-    return {"versions": [entry.model_dump(by_alias=True, exclude_none=True)]}
+    links = [Link(rel="self", href=f"{base}/image/v2/")]
+    entries = [VersionEntry(id=f"v{_CURRENT_VERSION}", status="CURRENT", links=links)]
+    entries += [
+        VersionEntry(id=f"v{version}", status="SUPPORTED", links=links)
+        for version in _SUPPORTED_VERSIONS
+    ]
+    return {"versions": [e.model_dump(by_alias=True, exclude_none=True) for e in entries]}
 
 
 @router.get("", status_code=300, include_in_schema=False)
@@ -57,6 +67,12 @@ def _versions(base: str) -> dict[str, Any]:
 def versions(base: BaseUrl) -> JSONResponse:
     """Version discovery: Glance answers 300 Multiple Choices."""
     return JSONResponse(_versions(base), status_code=300)
+
+
+@router.get("/versions")
+def explicit_versions(base: BaseUrl) -> dict[str, Any]:
+    """The same list asked for explicitly: Glance answers 200 (glanceclient's has_version)."""
+    return _versions(base)
 
 
 @router.get("/v2", include_in_schema=False)
