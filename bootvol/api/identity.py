@@ -206,8 +206,10 @@ def _validate_subject(bootvol: Bootvol, auth: Scope, subject: str) -> Scope:
         scope = bootvol.identity.validate(subject)
     except Unauthorized as exc:  # an invalid subject is "not found": the caller is valid
         raise NotFound("Could not find token.") from exc
-    # Keystone's policy: admins validate any token, others only their own.
-    if not auth.is_admin and scope.user_id != auth.user_id:
+    # Keystone's identity:validate_token (and revoke_token) default: admins, service users
+    # (keystonemiddleware in a Cinder validates its users' tokens so), or the token's own
+    # user.
+    if not (auth.is_admin or auth.is_service) and scope.user_id != auth.user_id:
         raise Forbidden("You are not authorized to validate another user's token")
     return scope
 
