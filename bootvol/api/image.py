@@ -27,6 +27,7 @@ from bootvol.caller import Caller
 from bootvol.db.models import ImageRecord, Visibility
 from bootvol.errors import InvalidRequest, UnsupportedMediaType
 from bootvol.images.patch import PatchOperation
+from bootvol.images.published import published_locations
 from bootvol.images.service import ImageCreate, ImageQuery
 
 router = APIRouter(
@@ -170,6 +171,22 @@ def list_images(
 @router.get("/v2/images/{image_id}", response_model=ImagePublic, response_model_exclude_unset=True)
 def show_image(image_id: str, bootvol: AppDep, caller: CallerDep) -> ImagePublic:
     return image_view(bootvol.images.get(image_id, caller=caller), caller)
+
+
+@router.get("/v2/images/{image_id}/locations", response_model=list[LocationPublic])
+def image_locations(image_id: str, bootvol: AppDep, caller: CallerDep) -> list[LocationPublic]:
+    """Glance v2.17: where the image's bytes are, for the service role only (OSSN-0065)."""
+    record = bootvol.images.get_for_service(image_id, caller=caller)
+    return [
+        LocationPublic(url=location.url, metadata=dict(location.metadata))
+        for location in published_locations(record.location, bootvol.topology)
+    ]
+
+
+@router.post("/v2/images/{image_id}/locations", status_code=202)
+def add_image_location(image_id: str, bootvol: AppDep, caller: CallerDep) -> Response:
+    """Glance v2.17's add-location: refused (403 but to services, then 400)."""
+    bootvol.images.add_location(image_id, caller=caller)
 
 
 @router.patch(
