@@ -13,6 +13,7 @@ from bootvol.api.formats import keystone_time
 from bootvol.api.schemas.common import KeystoneErrorBody, Link, MediaType, VersionEntry
 from bootvol.api.schemas.identity import (
     AuthRequest,
+    CatalogEntry,
     CatalogResponse,
     DomainPublic,
     DomainRef,
@@ -91,7 +92,7 @@ def issue_token(
     """Password (or token) authentication, scoped to a project."""
     issued = _authenticate(bootvol, body.auth)
     response.headers["X-Subject-Token"] = issued.token
-    return TokenResponse(token=_token_body(issued.scope, base, with_catalog=not nocatalog))
+    return TokenResponse(token=_token_body(issued.scope, base, bootvol, with_catalog=not nocatalog))
 
 
 @router.get("/v3/auth/tokens", response_model=TokenResponse)
@@ -106,7 +107,7 @@ def validate_token(
     """Validate another token (the one in X-Subject-Token)."""
     scope = _validate_subject(bootvol, auth, subject)
     response.headers["X-Subject-Token"] = subject
-    return TokenResponse(token=_token_body(scope, base, with_catalog=not nocatalog))
+    return TokenResponse(token=_token_body(scope, base, bootvol, with_catalog=not nocatalog))
 
 
 @router.delete("/v3/auth/tokens", status_code=204)
@@ -119,8 +120,8 @@ def revoke_token(
 
 
 @router.get("/v3/auth/catalog", response_model=CatalogResponse)
-def token_catalog(auth: CurrentAuth, base: BaseUrl) -> CatalogResponse:
-    return CatalogResponse(catalog=catalog.catalog(base, auth.project_id))
+def token_catalog(bootvol: AppDep, auth: CurrentAuth, base: BaseUrl) -> CatalogResponse:
+    return CatalogResponse(catalog=_catalog(auth, base, bootvol))
 
 
 @router.get("/v3/auth/projects", response_model=ProjectList)
@@ -214,7 +215,12 @@ def _validate_subject(bootvol: Bootvol, auth: Scope, subject: str) -> Scope:
     return scope
 
 
-def _token_body(scope: Scope, base: str, *, with_catalog: bool) -> TokenPublic:
+def _catalog(scope: Scope, base: str, bootvol: Bootvol) -> list[CatalogEntry]:
+    block_storage = bootvol.settings.catalog.block_storage
+    return catalog.catalog(base, scope.project_id, block_storage=block_storage)
+
+
+def _token_body(scope: Scope, base: str, bootvol: Bootvol, *, with_catalog: bool) -> TokenPublic:
     return TokenPublic(
         methods=list(scope.methods),
         user=UserPublic(id=scope.user_id, name=scope.user_name, domain=_DOMAIN),
@@ -223,7 +229,7 @@ def _token_body(scope: Scope, base: str, *, with_catalog: bool) -> TokenPublic:
         issued_at=keystone_time(scope.issued_at),
         project=ProjectInToken(id=scope.project_id, name=scope.project_name, domain=_DOMAIN),
         roles=[RolePublic(id=role_id(name), name=name) for name in scope.roles],
-        catalog=catalog.catalog(base, scope.project_id) if with_catalog else [],
+        catalog=_catalog(scope, base, bootvol) if with_catalog else [],
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
 
 from .conftest import Service
 
@@ -172,3 +173,20 @@ def test_service_users_and_admins_validate_others_tokens_members_do_not(service:
             "/identity/v3/auth/tokens", headers={"X-Auth-Token": other, "X-Subject-Token": cinder}
         )
     assert denied.status_code == 403 and denied.json()["error"]["code"] == 403
+
+
+def test_catalog_names_an_external_block_storage(make_service: Callable[..., Service]) -> None:
+    """[catalog] block_storage: a real Cinder using bootvol's engine serves the volumes."""
+    template = "http://127.0.0.1:18776/v3/{project_id}"
+    service = make_service(extra=f'[catalog]\nblock_storage = "{template}"')
+    token, body = service.token()
+    project = body["project"]["id"]
+    with service.http() as http:
+        listed = http.get("/identity/v3/auth/catalog", headers={"X-Auth-Token": token})
+    assert listed.status_code == 200
+    for catalog in (body["catalog"], listed.json()["catalog"]):
+        urls = {
+            entry["type"]: {endpoint["url"] for endpoint in entry["endpoints"]} for entry in catalog
+        }
+        assert urls["block-storage"] == urls["volumev3"] == {f"http://127.0.0.1:18776/v3/{project}"}
+        assert urls["image"] == {f"{service.base_url}/image"}
