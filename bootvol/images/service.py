@@ -265,7 +265,9 @@ class ImageService:
         """Glance v2.17's add-location, which bootvol refuses: it keeps images' bytes itself.
 
         Cinder adds a location only after cloning a volume into a new image
-        (``image_upload_use_cinder_backend``), and uploads the bytes when that fails.
+        (``image_upload_use_cinder_backend``). A 400 becomes its ``Invalid``, after which it
+        uploads the bytes instead; a 409 would fail the upload, and a 501 would make it try
+        the older PATCH way.
         """
         self._for_service(image_id, caller=caller, action="add_image_location")
         raise InvalidRequest(
