@@ -114,7 +114,7 @@ def validate_token(
 def revoke_token(
     bootvol: AppDep, auth: CurrentAuth, subject: Annotated[str, Header(alias="X-Subject-Token")]
 ) -> Response:
-    _validate_subject(bootvol, auth, subject)
+    _validate_subject(bootvol, auth, subject, services_may=False)
     bootvol.identity.revoke(subject)
     return Response(status_code=204)
 
@@ -200,18 +200,22 @@ def _domain(domain: DomainRef | None) -> dict[str, str | None]:
     return {"domain_id": domain.id, "domain_name": domain.name} if domain else {}
 
 
-def _validate_subject(bootvol: Bootvol, auth: Scope, subject: str) -> Scope:
+def _validate_subject(
+    bootvol: Bootvol, auth: Scope, subject: str, *, services_may: bool = True
+) -> Scope:
     if subject == "":
         raise NotFound("Could not find token.")
     try:
         scope = bootvol.identity.validate(subject)
     except Unauthorized as exc:  # an invalid subject is "not found": the caller is valid
         raise NotFound("Could not find token.") from exc
-    # Keystone's identity:validate_token (and revoke_token) default: admins, service users
-    # (keystonemiddleware in a Cinder validates its users' tokens so), or the token's own
-    # user.
-    if not (auth.is_admin or auth.is_service) and scope.user_id != auth.user_id:
-        raise Forbidden("You are not authorized to validate another user's token")
+    # Keystone's defaults: identity:validate_token allows admins, service users
+    # (keystonemiddleware in a Cinder validates its users' tokens so) and the token's own
+    # user; identity:revoke_token only admins and the token's own user.
+    privileged = auth.is_admin or (services_may and auth.is_service)
+    if not privileged and scope.user_id != auth.user_id:
+        action = "validate" if services_may else "revoke"
+        raise Forbidden(f"You are not authorized to {action} another user's token")
     return scope
 
 

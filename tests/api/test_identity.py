@@ -173,6 +173,13 @@ def test_service_users_and_admins_validate_others_tokens_members_do_not(service:
             "/identity/v3/auth/tokens", headers={"X-Auth-Token": other, "X-Subject-Token": cinder}
         )
     assert denied.status_code == 403 and denied.json()["error"]["code"] == 403
+    with service.http() as http:
+        # identity:revoke_token is admins' and the token's own user's, not services'.
+        revoked = http.delete(
+            "/identity/v3/auth/tokens", headers={"X-Auth-Token": cinder, "X-Subject-Token": user}
+        )
+        assert revoked.status_code == 403
+        assert http.get("/image/v2/images", headers={"X-Auth-Token": user}).status_code == 200
 
 
 def test_catalog_names_an_external_block_storage(make_service: Callable[..., Service]) -> None:
