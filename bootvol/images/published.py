@@ -9,7 +9,13 @@ lists that file twice:
 - when the FlexVol is exported over NFS (``[[flexvol]] export = "server:/path"``), the shape
   Cinder's NetApp NFS driver accepts and compares with its own shares:
   ``nfs://server/path/<file relative to the FlexVol>`` with ``{"type": "nfs",
-  "share_location": "nfs://server/path", "mountpoint": "<the FlexVol's folder>"}``.
+  "share_location": "nfs://server/path", "mountpoint": "/path"}``.
+
+The ``mountpoint`` is the export's path, the folder the URL's path is relative to: NetApp's
+``_construct_image_nfs_url`` (cinder/volume/drivers/netapp/dataontap/nfs_base.py) takes the
+URL's path relative to ``mountpoint`` and appends it to ``share_location``. With the
+FlexVol's local folder there it would build ``nfs://server/path/../../path/<file>``, which
+matches no share it has mounted.
 
 A remote image is its URL with no metadata; an image without bytes yet has no location.
 """
@@ -49,9 +55,10 @@ def published_locations(
 
 def _nfs_location(file: Path, flexvol: FlexVol, export: str) -> PublishedLocation:
     server, _, export_path = export.partition(":")
-    share = f"nfs://{server}{quote(str(PurePosixPath(export_path)))}"
+    mountpoint = PurePosixPath(export_path)  # "/exports/images/" → "/exports/images"
+    share = f"nfs://{server}{quote(str(mountpoint))}"
     relative = file.resolve().relative_to(flexvol.path.resolve())
     return PublishedLocation(
         url=f"{share.rstrip('/')}/{quote(relative.as_posix())}",
-        metadata={"type": "nfs", "share_location": share, "mountpoint": str(flexvol.path)},
+        metadata={"type": "nfs", "share_location": share, "mountpoint": str(mountpoint)},
     )

@@ -3,7 +3,9 @@ image locations (Glance v2.17, for the service role only)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from urllib.parse import urlparse
 
 import httpx
 
@@ -61,10 +63,20 @@ def test_locations_of_a_stored_image_in_an_exported_flexvol(
             "metadata": {
                 "type": "nfs",
                 "share_location": "nfs://fileserver/exports/images",
-                "mountpoint": str(folder),
+                "mountpoint": "/exports/images",
             },
         },
     ]
+    # What Cinder's NetApp NFS driver builds from it (_construct_image_nfs_url in
+    # cinder/volume/drivers/netapp/dataontap/nfs_base.py), then matches to its shares.
+    nfs = response.json()[1]
+    parsed = urlparse(nfs["url"])
+    relative = os.path.relpath(
+        os.path.join(parsed.netloc, parsed.path), nfs["metadata"]["mountpoint"]
+    )
+    assert f"{nfs['metadata']['share_location']}/{relative}" == (
+        f"nfs://fileserver/exports/images/{file.relative_to(folder).as_posix()}"
+    )
     # What bootvol's Cinder driver makes of it: the file, found under its FlexVol.
     both = (None, response.json())
     assert cinder_images.file_in_flexvol(estate.app.topology, both) == file
