@@ -256,8 +256,10 @@ class ImageService:
     def get_for_service(self, image_id: str, *, caller: Caller) -> ImageRecord:
         """An image by id as another OpenStack service asks for it (its locations).
 
-        Glance's default ``fetch_image_location`` policy is ``role:service`` alone (OSSN-0065:
-        where the bytes lie is no user's business, not even an admin's).
+        Glance's default ``fetch_image_location`` policy is its ``service_api`` rule (OSSN-0065:
+        where the bytes lie is no user's business): ``role:service or role:admin`` since
+        2026.1, the release whose Cinder asks as a ``[glance]`` service user; the admin part
+        is kept for Cinders whose ``[glance]`` user is an admin.
         """
         return self._for_service(image_id, caller=caller, action="fetch_image_location")
 
@@ -277,9 +279,10 @@ class ImageService:
 
     def _for_service(self, image_id: str, *, caller: Caller, action: str) -> ImageRecord:
         # The role is checked first, so that others learn nothing of which ids exist. A
-        # service user reads any project's image: Cinder asks with its own token for the
-        # images of all its users.
-        if not caller.is_service:
+        # service user reads any project's image: Cinder asks with its own token (a user in
+        # its service project) for the images of all its users. Glance would answer 404 for
+        # another project's private image unless that user is also an admin.
+        if not (caller.is_service or caller.is_admin):
             raise Forbidden(f"You are not authorized to complete {action} action.")
         record = self._records.get_by_id(image_id)
         if record is None:
