@@ -15,6 +15,9 @@ class Caller:
     project_id: str | None  # None only for the operator
     user_id: str | None = None
     is_admin: bool = False
+    # Holds Keystone's ``service`` role: another OpenStack service (Cinder) acting for its
+    # users. It widens only what OpenStack's default policies give ``role:service``.
+    is_service: bool = False
 
     @property
     def is_operator(self) -> bool:

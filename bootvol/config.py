@@ -16,8 +16,16 @@ import re
 import tomllib
 from pathlib import Path
 from typing import Any, Self
+from urllib.parse import urlparse
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from bootvol.errors import ConfigError
 
@@ -104,6 +112,31 @@ class ComputeSettings(_Strict):
     down_after_seconds: float = Field(60.0, gt=0)
 
 
+class CatalogSettings(_Strict):
+    """What a token's service catalog lists where bootvol does not serve the API itself."""
+
+    # A real Cinder using bootvol's engine (bootvol.cinder), e.g.
+    # "http://127.0.0.1:18776/v3/{project_id}": listed as block-storage and volumev3 in
+    # place of bootvol's own volume API, with the token's project id put in.
+    block_storage: str | None = None
+
+    @field_validator("block_storage")
+    @classmethod
+    def _http_url_template(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            example = value.format(project_id="0" * 32)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(
+                f"{value!r} may hold only the placeholder {{project_id}} ({exc!r})"
+            ) from None
+        parsed = urlparse(example)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise ValueError(f"{value!r} is not an http:// or https:// URL")
+        return value
+
+
 class ClusterSettings(_Strict):
     name: str = Field(min_length=1)
     version: str = Field(pattern=r"^\d+(\.\d+)*$")
@@ -161,6 +194,7 @@ class Settings(StorageSettings):
     workers: WorkerSettings = WorkerSettings()
     download: DownloadSettings = DownloadSettings()
     compute: ComputeSettings = ComputeSettings()
+    catalog: CatalogSettings = CatalogSettings()
 
     @model_validator(mode="after")
     def _image_store_known(self) -> Self:

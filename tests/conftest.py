@@ -102,6 +102,7 @@ def make_estate(
             vstorage: bool = True,
             version: str = "9.14.1",
             flexvols: dict[str, tuple[str, Path]] | None = None,
+            exports: dict[str, str] | None = None,
         ) -> Estate:
             tag = f"{request.node.name[:40]}-{os.urandom(3).hex()}".replace("[", "-")
             tag = tag.replace("]", "")
@@ -125,6 +126,7 @@ def make_estate(
                 svms={"svm1": ("cluster1", vstorage), "svm2": ("cluster2", True)},
                 clusters={"cluster1": version, "cluster2": "9.14.1"},
                 extra=extra,
+                exports=exports,
             )
             workdir = tmp_path / f"served-{tag}"
             workdir.mkdir()

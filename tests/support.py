@@ -113,8 +113,10 @@ def write_config(
     svms: dict[str, tuple[str, bool]],
     clusters: dict[str, str],
     extra: str = "",
+    exports: dict[str, str] | None = None,
 ) -> Path:
-    """flexvols: name → (svm, path); svms: name → (cluster, vstorage); clusters: name → version."""
+    """flexvols: name → (svm, path); svms: name → (cluster, vstorage); clusters: name → version;
+    exports: name → the FlexVol's NFS export ("server:/path")."""
     lines = [f'data_dir = "{data_dir}"', 'image_store = "images"', extra, ""]
     for name, version in clusters.items():
         lines += ["[[cluster]]", f'name = "{name}"', f'version = "{version}"', ""]
@@ -127,7 +129,10 @@ def write_config(
             "",
         ]
     for name, (svm, folder) in flexvols.items():
-        lines += ["[[flexvol]]", f'name = "{name}"', f'svm = "{svm}"', f'path = "{folder}"', ""]
+        lines += ["[[flexvol]]", f'name = "{name}"', f'svm = "{svm}"', f'path = "{folder}"']
+        if exports and name in exports:
+            lines.append(f'export = "{exports[name]}"')
+        lines.append("")
     path.write_text("\n".join(lines))
     return path
 

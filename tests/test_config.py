@@ -84,6 +84,22 @@ def test_relative_paths_are_relative_to_the_file(tmp_path: Path) -> None:
         (("vstorage = true", "vstorage = true\ncolour = 1"), 13, "colour"),
         (('name = "vol_a"', 'name = "vol a"'), 19, "flexvol.1.name"),
         (("[[cluster]]", "[[cluster]"), 6, "line 6"),
+        (
+            (
+                "[[cluster]]",
+                '[catalog]\nblock_storage = "ftp://cinder/v3/{project_id}"\n[[cluster]]',
+            ),
+            7,
+            "not an http:// or https:// URL",
+        ),
+        (
+            (
+                "[[cluster]]",
+                '[catalog]\nblock_storage = "http://cinder/v3/{tenant_id}"\n[[cluster]]',
+            ),
+            7,
+            "only the placeholder {project_id}",
+        ),
     ],
 )
 def test_bad_config_is_refused_with_line_and_reason(
@@ -98,6 +114,16 @@ def test_bad_config_is_refused_with_line_and_reason(
     assert reason in message
     if line is not None:
         assert f"line {line}" in message
+
+
+def test_an_external_block_storage_url_is_optional(tmp_path: Path) -> None:
+    config = tmp_path / "b.toml"
+    config.write_text(GOOD)
+    assert load_settings(config).catalog.block_storage is None
+    url = "https://cinder.example:8776/v3/{project_id}"
+    with_catalog = f'[catalog]\nblock_storage = "{url}"\n[[cluster]]'
+    config.write_text(GOOD.replace("[[cluster]]", with_catalog, 1))
+    assert load_settings(config).catalog.block_storage == url
 
 
 def test_missing_config_file_is_a_clear_error(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from bootvol.api.formats import keystone_time
 from bootvol.api.schemas.common import KeystoneErrorBody, Link, MediaType, VersionEntry
 from bootvol.api.schemas.identity import (
     AuthRequest,
+    CatalogEntry,
     CatalogResponse,
     DomainPublic,
     DomainRef,
@@ -91,7 +92,7 @@ def issue_token(
     """Password (or token) authentication, scoped to a project."""
     issued = _authenticate(bootvol, body.auth)
     response.headers["X-Subject-Token"] = issued.token
-    return TokenResponse(token=_token_body(issued.scope, base, with_catalog=not nocatalog))
+    return TokenResponse(token=_token_body(issued.scope, base, bootvol, with_catalog=not nocatalog))
 
 
 @router.get("/v3/auth/tokens", response_model=TokenResponse)
@@ -106,21 +107,21 @@ def validate_token(
     """Validate another token (the one in X-Subject-Token)."""
     scope = _validate_subject(bootvol, auth, subject)
     response.headers["X-Subject-Token"] = subject
-    return TokenResponse(token=_token_body(scope, base, with_catalog=not nocatalog))
+    return TokenResponse(token=_token_body(scope, base, bootvol, with_catalog=not nocatalog))
 
 
 @router.delete("/v3/auth/tokens", status_code=204)
 def revoke_token(
     bootvol: AppDep, auth: CurrentAuth, subject: Annotated[str, Header(alias="X-Subject-Token")]
 ) -> Response:
-    _validate_subject(bootvol, auth, subject)
+    _validate_subject(bootvol, auth, subject, services_may=False)
     bootvol.identity.revoke(subject)
     return Response(status_code=204)
 
 
 @router.get("/v3/auth/catalog", response_model=CatalogResponse)
-def token_catalog(auth: CurrentAuth, base: BaseUrl) -> CatalogResponse:
-    return CatalogResponse(catalog=catalog.catalog(base, auth.project_id))
+def token_catalog(bootvol: AppDep, auth: CurrentAuth, base: BaseUrl) -> CatalogResponse:
+    return CatalogResponse(catalog=_catalog(auth, base, bootvol))
 
 
 @router.get("/v3/auth/projects", response_model=ProjectList)
@@ -199,20 +200,31 @@ def _domain(domain: DomainRef | None) -> dict[str, str | None]:
     return {"domain_id": domain.id, "domain_name": domain.name} if domain else {}
 
 
-def _validate_subject(bootvol: Bootvol, auth: Scope, subject: str) -> Scope:
+def _validate_subject(
+    bootvol: Bootvol, auth: Scope, subject: str, *, services_may: bool = True
+) -> Scope:
     if subject == "":
         raise NotFound("Could not find token.")
     try:
         scope = bootvol.identity.validate(subject)
     except Unauthorized as exc:  # an invalid subject is "not found": the caller is valid
         raise NotFound("Could not find token.") from exc
-    # Keystone's policy: admins validate any token, others only their own.
-    if not auth.is_admin and scope.user_id != auth.user_id:
-        raise Forbidden("You are not authorized to validate another user's token")
+    # Keystone's defaults: identity:validate_token allows admins, service users
+    # (keystonemiddleware in a Cinder validates its users' tokens so) and the token's own
+    # user; identity:revoke_token only admins and the token's own user.
+    privileged = auth.is_admin or (services_may and auth.is_service)
+    if not privileged and scope.user_id != auth.user_id:
+        action = "validate" if services_may else "revoke"
+        raise Forbidden(f"You are not authorized to {action} another user's token")
     return scope
 
 
-def _token_body(scope: Scope, base: str, *, with_catalog: bool) -> TokenPublic:
+def _catalog(scope: Scope, base: str, bootvol: Bootvol) -> list[CatalogEntry]:
+    block_storage = bootvol.settings.catalog.block_storage
+    return catalog.catalog(base, scope.project_id, block_storage=block_storage)
+
+
+def _token_body(scope: Scope, base: str, bootvol: Bootvol, *, with_catalog: bool) -> TokenPublic:
     return TokenPublic(
         methods=list(scope.methods),
         user=UserPublic(id=scope.user_id, name=scope.user_name, domain=_DOMAIN),
@@ -221,7 +233,7 @@ def _token_body(scope: Scope, base: str, *, with_catalog: bool) -> TokenPublic:
         issued_at=keystone_time(scope.issued_at),
         project=ProjectInToken(id=scope.project_id, name=scope.project_name, domain=_DOMAIN),
         roles=[RolePublic(id=role_id(name), name=name) for name in scope.roles],
-        catalog=catalog.catalog(base, scope.project_id) if with_catalog else [],
+        catalog=_catalog(scope, base, bootvol) if with_catalog else [],
     )
 
 

@@ -27,6 +27,7 @@ from bootvol.caller import Caller
 from bootvol.db.models import ImageRecord, Visibility
 from bootvol.errors import InvalidRequest, UnsupportedMediaType
 from bootvol.images.patch import PatchOperation
+from bootvol.images.published import published_locations
 from bootvol.images.service import ImageCreate, ImageQuery
 
 router = APIRouter(
@@ -45,11 +46,21 @@ _MAX_LIMIT = 1000  # Glance's api_limit_max
 _patch_body = TypeAdapter(list[PatchOperationBody])
 
 
+# The versions Glance (2024.2 on) lists without an image cache and without multiple
+# stores (glance/api/versions.py): v2.17 added the service-only locations API, which
+# glanceclient's has_version(client, "v2.17") looks for before Cinder asks for locations.
+_CURRENT_VERSION = "2.17"
+_SUPPORTED_VERSIONS = ("2.15", "2.9", "2.7", "2.6", "2.5", "2.4", "2.3", "2.2", "2.1", "2.0")
+
+
 def _versions(base: str) -> dict[str, Any]:
-    entry = VersionEntry(
-        id="v2.0", status="CURRENT", links=[Link(rel="self", href=f"{base}/image/v2/")]
-    )
-    return {"versions": [entry.model_dump(by_alias=True, exclude_none=True)]}
+    links = [Link(rel="self", href=f"{base}/image/v2/")]
+    entries = [VersionEntry(id=f"v{_CURRENT_VERSION}", status="CURRENT", links=links)]
+    entries += [
+        VersionEntry(id=f"v{version}", status="SUPPORTED", links=links)
+        for version in _SUPPORTED_VERSIONS
+    ]
+    return {"versions": [e.model_dump(by_alias=True, exclude_none=True) for e in entries]}
 
 
 @router.get("", status_code=300, include_in_schema=False)
@@ -57,6 +68,12 @@ def _versions(base: str) -> dict[str, Any]:
 def versions(base: BaseUrl) -> JSONResponse:
     """Version discovery: Glance answers 300 Multiple Choices."""
     return JSONResponse(_versions(base), status_code=300)
+
+
+@router.get("/versions")
+def explicit_versions(base: BaseUrl) -> dict[str, Any]:
+    """The same list asked for explicitly: Glance answers 200 (glanceclient's has_version)."""
+    return _versions(base)
 
 
 @router.get("/v2", include_in_schema=False)
@@ -154,6 +171,22 @@ def list_images(
 @router.get("/v2/images/{image_id}", response_model=ImagePublic, response_model_exclude_unset=True)
 def show_image(image_id: str, bootvol: AppDep, caller: CallerDep) -> ImagePublic:
     return image_view(bootvol.images.get(image_id, caller=caller), caller)
+
+
+@router.get("/v2/images/{image_id}/locations", response_model=list[LocationPublic])
+def image_locations(image_id: str, bootvol: AppDep, caller: CallerDep) -> list[LocationPublic]:
+    """Glance v2.17: where the image's bytes are, for the service role only (OSSN-0065)."""
+    record = bootvol.images.get_for_service(image_id, caller=caller)
+    return [
+        LocationPublic(url=location.url, metadata=dict(location.metadata))
+        for location in published_locations(record.location, bootvol.topology)
+    ]
+
+
+@router.post("/v2/images/{image_id}/locations", status_code=202)
+def add_image_location(image_id: str, bootvol: AppDep, caller: CallerDep) -> Response:
+    """Glance v2.17's add-location: refused (403 but to services, then 400)."""
+    bootvol.images.add_location(image_id, caller=caller)
 
 
 @router.patch(

@@ -99,10 +99,16 @@ class Visibility(enum.StrEnum):
 
 
 class Role(enum.StrEnum):
-    """The roles bootvol's API knows; Keystone's ``admin`` implies ``member`` and ``reader``."""
+    """The roles bootvol's API knows; Keystone's ``admin`` implies ``member`` and ``reader``.
+
+    ``service`` is Keystone's role for service users (a Cinder's ``[keystone_authtoken]``
+    and ``[glance]`` users): it implies nothing, and OpenStack's default policies grant it
+    what services need of each other (validating tokens, Glance's image locations).
+    """
 
     ADMIN = "admin"
     MEMBER = "member"
+    SERVICE = "service"  # fits the role column's 16 characters: no migration
 
 
 def _enum(kind: type[enum.StrEnum], name: str, *, length: int = 16) -> Enum:

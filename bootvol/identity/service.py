@@ -1,8 +1,9 @@
 """Projects, users, role assignments, and the tokens that carry them (Keystone v3 subset).
 
 One domain, ``default`` ("Default"), as in a fresh Keystone. A user holds roles on projects
-(``admin`` or ``member``; admin implies member, and both imply ``reader``, as Keystone's
-default implied roles do). A token is scoped to one project.
+(``admin``, ``member`` or ``service``; admin implies member, and both imply ``reader``, as
+Keystone's default implied roles do; ``service`` implies nothing). A token is scoped to one
+project.
 
 Token invariants: a token is 32 random bytes (URL-safe base64), handed out once; the
 database keeps only its SHA-256, with the user, project, methods and expiry. Validation
@@ -47,6 +48,7 @@ TOKEN_LIFETIME = dt.timedelta(hours=1)  # Keystone's default [token] expiration 
 _IMPLIED = {
     Role.ADMIN: ("admin", "member", "reader"),
     Role.MEMBER: ("member", "reader"),
+    Role.SERVICE: ("service",),
 }
 
 
@@ -79,8 +81,17 @@ class Scope:
         return Role.ADMIN in self.roles
 
     @property
+    def is_service(self) -> bool:
+        return Role.SERVICE in self.roles
+
+    @property
     def caller(self) -> Caller:
-        return Caller(project_id=self.project_id, user_id=self.user_id, is_admin=self.is_admin)
+        return Caller(
+            project_id=self.project_id,
+            user_id=self.user_id,
+            is_admin=self.is_admin,
+            is_service=self.is_service,
+        )
 
 
 @dataclass(frozen=True)

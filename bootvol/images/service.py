@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from sqlalchemy import and_, false, or_, select, true, update
 from sqlalchemy.exc import IntegrityError
@@ -251,6 +251,42 @@ class ImageService:
         record = self._visible_by_id(self._records.get_by_id(ref), caller)
         if record is None:
             raise ImageNotFound(f"No image found with ID {ref}")
+        return record
+
+    def get_for_service(self, image_id: str, *, caller: Caller) -> ImageRecord:
+        """An image by id as another OpenStack service asks for it (its locations).
+
+        Glance's default ``fetch_image_location`` policy is its ``service_api`` rule (OSSN-0065:
+        where the bytes lie is no user's business): ``role:service or role:admin`` since
+        2026.1, the release whose Cinder asks as a ``[glance]`` service user; the admin part
+        is kept for Cinders whose ``[glance]`` user is an admin.
+        """
+        return self._for_service(image_id, caller=caller, action="fetch_image_location")
+
+    def add_location(self, image_id: str, *, caller: Caller) -> NoReturn:
+        """Glance v2.17's add-location, which bootvol refuses: it keeps images' bytes itself.
+
+        Cinder adds a location only after cloning a volume into a new image
+        (``image_upload_use_cinder_backend``). A 400 becomes its ``Invalid``, after which it
+        uploads the bytes instead; a 409 would fail the upload, and a 501 would make it try
+        the older PATCH way.
+        """
+        self._for_service(image_id, caller=caller, action="add_image_location")
+        raise InvalidRequest(
+            "bootvol does not add locations to images: upload the image's data "
+            f"(PUT /v2/images/{image_id}/file) or register a remote image by its URL"
+        )
+
+    def _for_service(self, image_id: str, *, caller: Caller, action: str) -> ImageRecord:
+        # The role is checked first, so that others learn nothing of which ids exist. A
+        # service user reads any project's image: Cinder asks with its own token (a user in
+        # its service project) for the images of all its users. Glance would answer 404 for
+        # another project's private image unless that user is also an admin.
+        if not (caller.is_service or caller.is_admin):
+            raise Forbidden(f"You are not authorized to complete {action} action.")
+        record = self._records.get_by_id(image_id)
+        if record is None:
+            raise ImageNotFound(f"No image found with ID {image_id}")
         return record
 
     def update(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
 
 from .conftest import Service
 
@@ -134,3 +135,65 @@ def test_project_and_user_commands(service: Service) -> None:
     assert {role["name"] for role in body["roles"]} == {"member", "reader"}
     stored = service.estate.app.identity.get_user("alice").password_hash
     assert stored.startswith("$argon2id$") and "s3cret" not in stored
+
+
+def test_service_users_and_admins_validate_others_tokens_members_do_not(service: Service) -> None:
+    """keystonemiddleware in a real Cinder validates its users' tokens with its own, which
+    holds the service role (Keystone's default identity:validate_token)."""
+    cli = service.estate.cli
+    cli("project", "create", "service")
+    created = cli(
+        "user", "create", "cinder", "--project", "service", "--role", "service",
+        "--password", "cinder-pw", "--json",
+    )  # fmt: skip
+    assert json.loads(created.stdout)["role"] == "service"
+    cinder, cinder_body = service.token("cinder", "cinder-pw", "service")
+    assert [role["name"] for role in cinder_body["roles"]] == ["service"]
+    member_password = service.add_member("team")
+    member, _ = service.token("team-user", member_password, "team")
+    admin, _ = service.token()
+    user, user_body = service.token("team-user", member_password, "team")
+
+    def validate(token: str, subject: str) -> int:
+        with service.http() as http:
+            headers = {"X-Auth-Token": token, "X-Subject-Token": subject}
+            response = http.get("/identity/v3/auth/tokens", headers=headers)
+        if response.status_code == 200:
+            assert response.json()["token"]["user"]["id"] == user_body["user"]["id"]
+        return response.status_code
+
+    assert validate(cinder, user) == 200
+    assert validate(admin, user) == 200
+    assert validate(member, user) == 200  # the same user: the token's own subject
+    other_password = service.add_member("others")
+    other, _ = service.token("others-user", other_password, "others")
+    assert validate(other, user) == 403
+    with service.http() as http:
+        denied = http.get(
+            "/identity/v3/auth/tokens", headers={"X-Auth-Token": other, "X-Subject-Token": cinder}
+        )
+    assert denied.status_code == 403 and denied.json()["error"]["code"] == 403
+    with service.http() as http:
+        # identity:revoke_token is admins' and the token's own user's, not services'.
+        revoked = http.delete(
+            "/identity/v3/auth/tokens", headers={"X-Auth-Token": cinder, "X-Subject-Token": user}
+        )
+        assert revoked.status_code == 403
+        assert http.get("/image/v2/images", headers={"X-Auth-Token": user}).status_code == 200
+
+
+def test_catalog_names_an_external_block_storage(make_service: Callable[..., Service]) -> None:
+    """[catalog] block_storage: a real Cinder using bootvol's engine serves the volumes."""
+    template = "http://127.0.0.1:18776/v3/{project_id}"
+    service = make_service(extra=f'[catalog]\nblock_storage = "{template}"')
+    token, body = service.token()
+    project = body["project"]["id"]
+    with service.http() as http:
+        listed = http.get("/identity/v3/auth/catalog", headers={"X-Auth-Token": token})
+    assert listed.status_code == 200
+    for catalog in (body["catalog"], listed.json()["catalog"]):
+        urls = {
+            entry["type"]: {endpoint["url"] for endpoint in entry["endpoints"]} for entry in catalog
+        }
+        assert urls["block-storage"] == urls["volumev3"] == {f"http://127.0.0.1:18776/v3/{project}"}
+        assert urls["image"] == {f"{service.base_url}/image"}
