@@ -76,6 +76,7 @@ CINDER_SERVICES = ("cinder-api", "cinder-scheduler", "cinder-volume")
 CINDER_HOST = "stack"  # services register as "stack", backends as "stack@<backend>"
 SERVICE_USER, SERVICE_PROJECT = "cinder", "service"
 VOLUME_API_VERSION = "volume 3.0"
+READINESS_CALL_SECONDS = 1.0  # the first wait for a readiness call (get_pools: ~30 ms)
 ERROR_STATUSES = frozenset({"error", "error_deleting", "error_extending", "error_restoring"})
 
 # The layout the tests and the demo use: an image store and one pool FlexVol per backend.
@@ -137,6 +138,7 @@ class CinderStack:
         self._children: list[Child] = []
         self._exit = ExitStack()
         self._tokens: dict[str, str] = {}
+        self._readiness_timeout = READINESS_CALL_SECONDS
 
     # bring-up ------------------------------------------------------------------------------
     def __enter__(self) -> CinderStack:
@@ -194,20 +196,20 @@ class CinderStack:
         with self._timed("cinder-manage db sync"):
             self._wait_exited(db_sync)
         self._exit.callback(self._timed_call, "stop cinder", self._stop_cinder)
-        for name in CINDER_SERVICES:
-            self._children.append(
-                start_child(
-                    name,
-                    [str(self.cinder_venv / "bin" / name), "--config-file", str(self.conf.path)],
-                    output=self.conf.log_dir / f"{name}.out",
-                    env=self._cinder_environment(),
-                    cwd=self.conf.folder,
-                )
-            )
+        # The scheduler learns the backends' pools from the stats each cinder-volume publishes
+        # at start (before it listens) and that the scheduler asks for at its own start;
+        # both are lost when the other side does not listen yet, and then the pools appear
+        # only with the next periodic report, up to a minute later ("No valid backend" for
+        # every volume meanwhile). So the scheduler starts once every backend listens.
+        self._start_service("cinder-api")
+        self._start_service("cinder-volume")
         with self._timed("rabbitmq"):
             self.rabbit.wait_ready()
+        with self._timed("cinder-volume listening"):
+            self._wait_until(self._backends_not_listening)
+        self._start_service("cinder-scheduler")
         with self._timed("cinder ready"):
-            self._wait_ready()
+            self._wait_until(self._not_ready)
         with self._timed("volume types"):
             for backend in self.backends:
                 self._create_volume_type(backend.name)
@@ -435,7 +437,21 @@ class CinderStack:
             log.warning("Cinder services that ignored SIGTERM were killed: %s", killed)
         self._children = []
 
-    def _wait_ready(self) -> None:
+    def _start_service(self, name: str) -> None:
+        assert self.conf is not None
+        self._children.append(
+            start_child(
+                name,
+                [str(self.cinder_venv / "bin" / name), "--config-file", str(self.conf.path)],
+                output=self.conf.log_dir / f"{name}.out",
+                env=self._cinder_environment(),
+                cwd=self.conf.folder,
+            )
+        )
+
+    def _wait_until(self, not_ready: Callable[[], str | None]) -> None:
+        """Poll ``not_ready`` (what is still awaited, or None) until None; fail at once when a
+        service exits or a backend fails, and at the deadline."""
         deadline = time.monotonic() + self.ready_timeout
         while True:
             for child in self._children:
@@ -445,7 +461,7 @@ class CinderStack:
                         f"starting\n{self.failure_report()}"
                     )
             self._refuse_failed_backend()
-            waiting_for = self._not_ready()
+            waiting_for = not_ready()
             if waiting_for is None:
                 return
             if time.monotonic() > deadline:
@@ -454,6 +470,17 @@ class CinderStack:
                     f"{waiting_for}\n{self.failure_report()}"
                 )
             threading.Event().wait(0.1)
+
+    def _backends_not_listening(self) -> str | None:
+        """cinder-volume logs this once per backend right after its RPC servers started
+        (VolumeManager.init_host_with_rpc, Cinder 29)."""
+        assert self.conf is not None
+        log_file = self.conf.log_dir / "cinder-volume.log"
+        text = log_file.read_text(errors="replace") if log_file.exists() else ""
+        listening = text.count("Initializing RPC dependent components of volume driver")
+        if listening < len(self.backends):
+            return f"cinder-volume to listen ({listening} of {len(self.backends)} backends)"
+        return None
 
     def _not_ready(self) -> str | None:
         """What the stack still waits for, or None when it is ready. A server error or a
@@ -484,7 +511,17 @@ class CinderStack:
         return f"the scheduler to know the pools of {', '.join(missing)}" if missing else None
 
     def _get_while_starting(self, path: str) -> Any:
-        response = self._cinder_request("GET", path)
+        """GET ``path``; None for "not yet": a server error, or no answer within seconds.
+
+        get_pools is an RPC call to the scheduler, which is "up" (its database record) a
+        moment before it listens; a call sent in that moment is lost, and cinder-api answers
+        500 only at ``rpc_response_timeout`` (60 s). So we do not wait for that answer but
+        ask again, waiting twice as long each time (a loaded machine is slow, not lost)."""
+        try:
+            response = self._cinder_request("GET", path, timeout=self._readiness_timeout)
+        except httpx.TimeoutException:
+            self._readiness_timeout = min(2 * self._readiness_timeout, 60)
+            return None
         if response.status_code >= 500:
             return None
         if response.status_code >= 400:
@@ -511,12 +548,18 @@ class CinderStack:
         self.cinder("POST", "/types", json=body)
 
     def _cinder_request(
-        self, method: str, path: str, *, cloud: str = "admin", **kwargs: Any
+        self,
+        method: str,
+        path: str,
+        *,
+        cloud: str = "admin",
+        timeout: float = 120,
+        **kwargs: Any,
     ) -> httpx.Response:
         user = self.users[cloud]
         url = f"{self.cinder_url}/v3/{user.project_id}{path}"
         headers = {"OpenStack-API-Version": VOLUME_API_VERSION}
-        with httpx.Client(timeout=60) as client:
+        with httpx.Client(timeout=timeout) as client:
             for attempt in (1, 2):
                 headers["X-Auth-Token"] = self._token(cloud, fresh=attempt == 2)
                 response = client.request(method, url, headers=headers, **kwargs)
