@@ -539,9 +539,13 @@ class CinderStack:
         log_file = self.conf.log_dir / "cinder-volume.log"
         if not log_file.exists():
             return
-        text = log_file.read_text(errors="replace")
-        if "Failed to initialize driver" in text or "failed to start" in text:
-            raise StackError(f"a Cinder volume backend failed to start\n{self.failure_report()}")
+        lines = log_file.read_text(errors="replace").splitlines()
+        for index, line in enumerate(lines):
+            if "Failed to initialize driver" in line or "failed to start" in line:
+                raise StackError(
+                    f"a Cinder volume backend failed to start: {_logged_error(lines, index)}\n"
+                    f"{self.failure_report()}"
+                )
 
     def _create_volume_type(self, name: str) -> None:
         body = {"volume_type": {"name": name, "extra_specs": {"volume_backend_name": name}}}
@@ -617,6 +621,19 @@ class CinderStack:
             self.timings[phase] = time.monotonic() - started
 
 
+def _logged_error(lines: list[str], index: int) -> str:
+    """The message at ``lines[index]`` and the exception that ends its logged traceback."""
+    message = lines[index].split("] ", 1)[-1]
+    last = None
+    for line in lines[index + 1 :]:
+        if " ERROR " not in line:
+            break
+        text = line.split(" ERROR ", 1)[1].split(" ", 1)[-1].strip()
+        if text and not text.startswith(("File ", "^", "Traceback", "During handling")):
+            last = text
+    return f"{message} ({last})" if last and last not in message else message
+
+
 def _service_roles() -> tuple[Role, ...]:
     """admin, and the service role where bootvol knows it."""
     return (Role.ADMIN, *(role for role in Role if role.value == "service"))
@@ -677,14 +694,40 @@ def throwaway_flexvols(
     base: Path, names: Sequence[str] = (IMAGE_STORE, *BACKEND_POOLS.values()), *, size_mib: int
 ) -> Iterator[dict[str, Path]]:
     """One XFS (reflink=1) loopback filesystem per FlexVol, mounted at ``base/<name>``, so
-    that copy offload between FlexVols crosses filesystems; unmounted and detached after."""
+    that copy offload between FlexVols crosses filesystems; unmounted after, and returns
+    once their loop devices are detached."""
     reason = loopback_unavailable()
     if reason is not None:
         raise StackError(f"loopback FlexVols cannot be made here: {reason}")
-    with ExitStack() as stack:
-        yield {
-            name: stack.enter_context(
-                mounted_filesystem(FsKind.XFS, base / name, size_mib=size_mib)
-            )
-            for name in names
-        }
+    try:
+        with ExitStack() as stack:
+            yield {
+                name: stack.enter_context(
+                    mounted_filesystem(FsKind.XFS, base / name, size_mib=size_mib)
+                )
+                for name in names
+            }
+    finally:
+        _wait_for_loop_devices_to_leave(base)
+
+
+def _wait_for_loop_devices_to_leave(base: Path, *, timeout: float = 30.0) -> None:
+    """``umount -l`` returns at once; the kernel detaches an autoclear loop device a moment
+    later, once the filesystem is released."""
+    deadline = time.monotonic() + timeout
+    while left := _loop_devices_under(base):
+        if time.monotonic() > deadline:
+            log.warning("loop devices still attached %.0f s after unmounting: %s", timeout, left)
+            return
+        threading.Event().wait(0.05)
+
+
+def _loop_devices_under(base: Path) -> list[str]:
+    devices = []
+    for backing in Path("/sys/block").glob("loop*/loop/backing_file"):
+        try:
+            if backing.read_text().startswith(f"{base}/"):
+                devices.append(backing.parent.parent.name)
+        except OSError:  # detached while we looked
+            continue
+    return devices
