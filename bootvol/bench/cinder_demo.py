@@ -31,13 +31,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from bootvol.bench.cinder_stack import (
-    BACKEND_POOLS,
-    CinderStack,
-    StackError,
-    throwaway_flexvols,
-    two_backend_layout,
-)
+from bootvol.bench.cinder_layout import BACKEND_POOLS, throwaway_flexvols, two_backend_layout
+from bootvol.bench.cinder_stack import CinderStack, StackError
 from bootvol.bench.samples import make_qcow2, make_raw
 from bootvol.units import MiB
 

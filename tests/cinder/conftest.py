@@ -27,12 +27,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from bootvol.bench.cinder_stack import (
-    CinderStack,
-    cinder_unavailable,
-    throwaway_flexvols,
-    two_backend_layout,
-)
+from bootvol.bench.cinder_layout import throwaway_flexvols, two_backend_layout
+from bootvol.bench.cinder_stack import CinderStack, cinder_unavailable
 
 from ..support import require_loopback
 

@@ -3,7 +3,8 @@ through the real ``openstack`` command, its file on the backend's FlexVol."""
 
 from __future__ import annotations
 
-from bootvol.bench.cinder_stack import BACKEND_POOLS, CINDER_HOST, CinderStack
+from bootvol.bench.cinder_layout import BACKEND_POOLS
+from bootvol.bench.cinder_stack import CINDER_HOST, CinderStack
 
 
 def test_both_backends_are_up(cinder_stack: CinderStack) -> None:
