@@ -19,6 +19,10 @@ host.py          a compute host in the caller's process: ask, wait for guest lin
 The real OpenStack Cinder running bootvol's driver (the Cinder tests, ``scripts/cinder-demo``):
 cinder_stack.py  CinderStack: the whole stack up by conditions and down without leftovers
 cinder_conf.py   cinder.conf from typed backends (bootvol_backend: the driver's options)
+cinder_bootvol.py  bootvol's Keystone and Glance for the stack: users, clouds.yaml
+cinder_client.py the stack driven as its users: Cinder's API, the real ``openstack`` command
+cinder_readiness.py  when the stack is ready, by conditions (API, services up, pools known)
+cinder_layout.py the tests' and demo's estate: images, vol_a (bv_a), vol_b (bv_b) on loop XFS
 cinder_demo.py   ``scripts/cinder-demo``: three volumes by the real ``openstack`` command
 rabbitmq.py      a private RabbitMQ (own node, ports, epmd) in a folder
 postgres.py      a throwaway PostgreSQL on a unix socket (Cinder's database; the tests')

@@ -31,12 +31,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from bootvol.bench.cinder_stack import (
-    CinderStack,
-    StackError,
-    throwaway_flexvols,
-    two_backend_layout,
-)
+from bootvol.bench.cinder_layout import backend_layout, throwaway_flexvols
+from bootvol.bench.cinder_stack import CinderStack, StackError
 from bootvol.bench.content import file_md5
 from bootvol.bench.local_server import LocalFileServer
 from bootvol.bench.samples import make_raw
@@ -83,7 +79,7 @@ def _run(base: Path, *, image_mib: int, rounds: int, clones: int) -> dict[str, A
         LocalFileServer(served) as server,
         throwaway_flexvols(base / "flexvols", size_mib=flexvol_mib) as flexvols,
     ):
-        storage, backends = two_backend_layout(flexvols)
+        storage, backends = backend_layout(flexvols)
         _say("bringing the stack up (RabbitMQ, PostgreSQL, bootvol, Cinder)…")
         with CinderStack(base / "work", storage=storage, backends=backends) as stack:
             version = stack.cinder_version

@@ -31,13 +31,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from bootvol.bench.cinder_stack import (
-    BACKEND_POOLS,
-    CinderStack,
-    StackError,
-    throwaway_flexvols,
-    two_backend_layout,
-)
+from bootvol.bench.cinder_layout import BACKEND_POOLS, backend_layout, throwaway_flexvols
+from bootvol.bench.cinder_stack import CinderStack, StackError
 from bootvol.bench.samples import make_qcow2, make_raw
 from bootvol.units import MiB
 
@@ -77,7 +72,7 @@ def _run(base: Path, *, image_bytes: int) -> dict[str, Any]:
     image_file = make_qcow2(raw, base / "sample.qcow2")
     _say(f"sample image: {image_bytes // MiB} MiB raw, {image_file.stat().st_size} bytes qcow2")
     with throwaway_flexvols(base / "flexvols", size_mib=FLEXVOL_MIB) as flexvols:
-        storage, backends = two_backend_layout(flexvols)
+        storage, backends = backend_layout(flexvols)
         _say("bringing the stack up (RabbitMQ, PostgreSQL, bootvol, Cinder)…")
         with CinderStack(base / "work", storage=storage, backends=backends) as stack:
             _say(f"Cinder {stack.cinder_version} up in {stack.timings['up']:.1f} s")

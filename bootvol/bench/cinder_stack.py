@@ -1,27 +1,26 @@
-"""The real OpenStack Cinder running bootvol's engine, brought up and down whole.
+"""The real OpenStack Cinder running bootvol's driver, brought up and down whole.
 
-``with CinderStack(work, storage=…, backends=…) as stack:`` starts, in this order (what can
-overlap does: RabbitMQ boots while bootvol starts and Cinder's database is made):
+``with CinderStack(work, storage=…, backends=…) as stack:`` starts, overlapping what can
+overlap (RabbitMQ boots while the rest is made):
 
-    rabbit/     a private RabbitMQ (bench/rabbitmq.py): its own node, ports and epmd
-    bootvol/    bootvol's service in this process (bootvol.server.Server on a free port):
-                Keystone and Glance, with the image store on the layout's image FlexVol and
-                ``[catalog] block_storage`` pointing the token catalog at the real Cinder;
-                users ``admin``, ``cinder`` (project ``service``) and ``demo`` (project ``demo``)
-    cinder/     cinder.conf (bench/cinder_conf.py), ``cinder-manage db sync``, then
-                cinder-api, cinder-scheduler and cinder-volume from the Cinder venv, each in
-                a session of its own, logs in cinder/logs
-    clouds.yaml clouds ``admin`` and ``member`` for the ``openstack`` command
+    rabbit/       a private RabbitMQ (rabbitmq.py): its own node, ports and epmd
+    (elsewhere)   a throwaway PostgreSQL for Cinder's database (postgres.py): SQLite fails
+                  with "database is locked" as soon as Cinder's services write at once
+    bootvol/      bootvol's Keystone and Glance in this process (cinder_bootvol.py)
+    cinder/       cinder.conf (cinder_conf.py), ``cinder-manage db sync``, then cinder-api,
+                  cinder-volume and cinder-scheduler from the Cinder venv, each in a session
+                  of its own (processes.py), logs in cinder/logs
+    clouds.yaml   clouds ``admin`` and ``member`` for the ``openstack`` command
 
 and returns once the stack is ready by conditions, never by sleeping: the API answers,
 the os-services API shows the scheduler and every backend's cinder-volume ``up``, and the
 scheduler's pool list has every backend (before that, a new volume would fail with "No valid
-backend"). Then it creates one volume type per backend (``volume_backend_name``).
+backend"). Then it makes one volume type per backend (``volume_backend_name``).
 
 Leaving the block stops everything it started, whatever happened: the Cinder services by
-process group (and their descendants that left it), bootvol's server, RabbitMQ and its epmd;
-then it checks that no process still names the work folder. Mounts belong to the caller
-(:func:`throwaway_flexvols` makes XFS reflink FlexVols on loop devices).
+process group (and their descendants that left it), bootvol, RabbitMQ and its epmd,
+PostgreSQL; then it kills whatever still names one of its folders, saying so. Mounts belong to
+the caller (cinder_layout.py makes XFS reflink FlexVols on loop devices).
 """
 
 from __future__ import annotations
@@ -31,62 +30,37 @@ import logging
 import os
 import secrets
 import subprocess
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
-import httpx
-import yaml
-
-from bootvol.bench.cinder_conf import (
-    BOOTVOL_DRIVER,
-    CinderBackend,
-    CinderConf,
-    ServiceUser,
-    StorageLayout,
-    bootvol_backend,
+from bootvol.bench.cinder_bootvol import (
+    SERVICE_PROJECT,
+    SERVICE_USER,
+    BootvolService,
+    bootvol_service,
 )
-from bootvol.bench.loopback import FsKind, loopback_unavailable, mounted_filesystem
+from bootvol.bench.cinder_client import CinderClient, StackError, StackUser
+from bootvol.bench.cinder_conf import CinderBackend, CinderConf, ServiceUser, StorageLayout
+from bootvol.bench.cinder_layout import IMAGE_STORE
+from bootvol.bench.cinder_readiness import Readiness
 from bootvol.bench.postgres import PostgresServer, postgres_unavailable, throwaway_postgres
-from bootvol.bench.processes import (
-    Child,
-    kill_pids,
-    processes_naming,
-    start_child,
-    stop_children,
-)
+from bootvol.bench.processes import Child, kill_pids, processes_naming, start_child, stop_children
 from bootvol.bench.rabbitmq import PrivateRabbitMQ, free_port, rabbitmq_unavailable
-from bootvol.config import ClusterSettings, FlexVolSettings, Settings, SvmSettings
-from bootvol.db.models import Role
-from bootvol.identity import clouds
-from bootvol.runtime import Bootvol, open_bootvol
-from bootvol.server import Server
+
+__all__ = ["CinderStack", "StackError", "StackUser", "cinder_unavailable"]
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 REPO = Path(__file__).resolve().parents[2]
 CINDER_VENV = REPO / ".cinder-venv"
 CINDER_SERVICES = ("cinder-api", "cinder-scheduler", "cinder-volume")
 CINDER_HOST = "stack"  # services register as "stack", backends as "stack@<backend>"
-SERVICE_USER, SERVICE_PROJECT = "cinder", "service"
-VOLUME_API_VERSION = "volume 3.0"
-ERROR_STATUSES = frozenset({"error", "error_deleting", "error_extending", "error_restoring"})
-
-# The layout the tests and the demo use: an image store and one pool FlexVol per backend.
-IMAGE_STORE = "images"
-# bv_images keeps its volumes on Glance's image store itself: there raw images clone directly.
-BACKEND_POOLS = {"bv_a": "vol_a", "bv_b": "vol_b", "bv_images": IMAGE_STORE}
-FLEXVOLS = tuple(dict.fromkeys((IMAGE_STORE, *BACKEND_POOLS.values())))
-
-
-class StackError(RuntimeError):
-    """The stack failed to start or a volume failed; the message ends with the logs' tails."""
 
 
 def cinder_unavailable(venv: Path = CINDER_VENV) -> str | None:
@@ -96,15 +70,11 @@ def cinder_unavailable(venv: Path = CINDER_VENV) -> str | None:
     return rabbitmq_unavailable() or postgres_unavailable()
 
 
-@dataclass(frozen=True)
-class StackUser:
-    name: str
-    password: str
-    project: str
-    project_id: str
-
-
 class CinderStack:
+    """The stack, and what its drivers use: :meth:`openstack`, :meth:`cinder`,
+    :meth:`wait_for_volume`, ``clouds_yaml``, ``users``, ``bootvol`` (Keystone and Glance),
+    :attr:`cinder_version`, :attr:`log_paths` and :meth:`failure_report`, ``timings``."""
+
     def __init__(
         self,
         work: Path,
@@ -123,24 +93,19 @@ class CinderStack:
         self.cinder_venv = cinder_venv
         self.debug = debug
         self.ready_timeout = ready_timeout
-        self.rabbit = PrivateRabbitMQ(self.work / "rabbit")
         self.cinder_port = free_port()
         self.cinder_url = f"http://127.0.0.1:{self.cinder_port}"
-        self.bootvol_port = free_port()
-        self.bootvol_url = f"http://127.0.0.1:{self.bootvol_port}"
-        self._service_password = secrets.token_urlsafe(18)
         self.clouds_yaml = self.work / "clouds.yaml"
-        self.conf: CinderConf | None = None
-        self.postgres: PostgresServer | None = None
-        self.bootvol: Bootvol | None = None
-        self.server: Server | None = None
-        self.users: dict[str, StackUser] = {}  # "admin", "member", "service"
         self.timings: dict[str, float] = {}  # phase → seconds, for the report
+        self.rabbit = PrivateRabbitMQ(self.work / "rabbit")
+        self.postgres: PostgresServer | None = None
+        self.conf: CinderConf | None = None
+        self._bootvol: BootvolService | None = None
+        self._client: CinderClient | None = None
         self._children: list[Child] = []
         self._exit = ExitStack()
-        self._tokens: dict[str, str] = {}
 
-    # bring-up ------------------------------------------------------------------------------
+    # bring-up and teardown -----------------------------------------------------------------
     def __enter__(self) -> CinderStack:
         try:
             self.start()
@@ -163,14 +128,14 @@ class CinderStack:
             raise StackError(reason)
         started = time.monotonic()
         self.work.mkdir(parents=True, exist_ok=True)
-        self._exit.callback(self._check_nothing_left)  # registered first: runs last
+        self._exit.callback(self._kill_leftovers)  # registered first: runs last
         self._exit.callback(self._timed_call, "stop rabbitmq", self.rabbit.stop)
-        # RabbitMQ boots (seconds of Erlang) while Cinder's database is made and bootvol
-        # starts: cinder.conf needs only their addresses and the service user's password.
         self.rabbit.start()
         with self._timed("postgresql"):
-            self.postgres = self._exit.enter_context(throwaway_postgres())
+            self.postgres = self._enter_timed("stop postgresql", throwaway_postgres())
             database_url = self.postgres.new_database("cinder")
+        bootvol_port, service_password = free_port(), secrets.token_urlsafe(18)
+        bootvol_url = f"http://127.0.0.1:{bootvol_port}"
         self.conf = CinderConf(
             folder=self.work / "cinder",
             venv=self.cinder_venv,
@@ -178,41 +143,66 @@ class CinderStack:
             transport_url=self.rabbit.transport_url,
             api_port=self.cinder_port,
             keystone=ServiceUser(
-                auth_url=f"{self.bootvol_url}/identity/v3",
+                auth_url=f"{bootvol_url}/identity/v3",
                 username=SERVICE_USER,
-                password=self._service_password,
+                password=service_password,
                 project=SERVICE_PROJECT,
             ),
-            glance_url=f"{self.bootvol_url}/image",
+            glance_url=f"{bootvol_url}/image",
             database_url=database_url,
             backends=self.backends,
             debug=self.debug,
         )
         self.conf.write()
-        db_sync = self._start_cinder_manage("db", "sync")
+        db_sync = self._start("cinder-manage", "db", "sync")
         self._exit.callback(stop_children, [db_sync])  # a no-op once it exited
         with self._timed("bootvol"):
-            self._start_bootvol()
+            self._bootvol = self._enter_timed(
+                "stop bootvol",
+                bootvol_service(
+                    self.work / "bootvol",
+                    storage=self.storage,
+                    image_store=self.image_store,
+                    port=bootvol_port,
+                    cinder_url=self.cinder_url,
+                    service_password=service_password,
+                    clouds_yaml=self.clouds_yaml,
+                ),
+            )
+        self._client = CinderClient(
+            cinder_url=self.cinder_url,
+            keystone_url=self._bootvol.keystone_url,
+            users=self._bootvol.users,
+            clouds_yaml=self.clouds_yaml,
+            report=self.failure_report,
+        )
         with self._timed("cinder-manage db sync"):
             self._wait_exited(db_sync)
         self._exit.callback(self._timed_call, "stop cinder", self._stop_cinder)
-        for name in CINDER_SERVICES:
-            self._children.append(
-                start_child(
-                    name,
-                    [str(self.cinder_venv / "bin" / name), "--config-file", str(self.conf.path)],
-                    output=self.conf.log_dir / f"{name}.out",
-                    env=self._cinder_environment(),
-                    cwd=self.conf.folder,
-                )
-            )
+        # The scheduler learns the backends' pools from the stats each cinder-volume publishes
+        # at start (before it listens) and that the scheduler asks for at its own start;
+        # both are lost when the other side does not listen yet, and then the pools appear
+        # only with the next periodic report, up to a minute later ("No valid backend" for
+        # every volume meanwhile). So the scheduler starts once every backend listens.
+        self._children += [self._start("cinder-api"), self._start("cinder-volume")]
         with self._timed("rabbitmq"):
             self.rabbit.wait_ready()
+        readiness = Readiness(
+            client=self._client,
+            volume_log=self.conf.log_dir / "cinder-volume.log",
+            host=CINDER_HOST,
+            backends=[backend.name for backend in self.backends],
+        )
+        with self._timed("cinder-volume listening"):
+            self._wait_until(readiness, readiness.backends_not_listening)
+        self._children.append(self._start("cinder-scheduler"))
         with self._timed("cinder ready"):
-            self._wait_ready()
+            self._wait_until(readiness, readiness.not_ready)
         with self._timed("volume types"):
             for backend in self.backends:
-                self._create_volume_type(backend.name)
+                extra_specs = {"volume_backend_name": backend.name}
+                body = {"volume_type": {"name": backend.name, "extra_specs": extra_specs}}
+                self.cinder("POST", "/types", json=body)
         self.timings["up"] = time.monotonic() - started
         log.info("Cinder stack ready in %.1f s: %s", self.timings["up"], self.timings)
 
@@ -225,6 +215,48 @@ class CinderStack:
             self.timings["down"] = time.monotonic() - started
 
     # what drivers of the stack use ---------------------------------------------------------
+    @property
+    def client(self) -> CinderClient:
+        if self._client is None:
+            raise StackError("the stack is not started")
+        return self._client
+
+    @property
+    def bootvol(self) -> BootvolService:
+        if self._bootvol is None:
+            raise StackError("the stack is not started")
+        return self._bootvol
+
+    @property
+    def users(self) -> dict[str, StackUser]:
+        return self.bootvol.users
+
+    def openstack(
+        self, *args: str, cloud: str = "admin", check: bool = True, timeout: float = 300
+    ) -> subprocess.CompletedProcess[str]:
+        """The real ``openstack`` command (.venv's) as ``cloud`` (``admin``, ``member``)."""
+        return self.client.openstack(*args, cloud=cloud, check=check, timeout=timeout)
+
+    def openstack_json(self, *args: str, cloud: str = "admin") -> Any:
+        """``openstack … -f json``, parsed."""
+        return self.client.openstack_json(*args, cloud=cloud)
+
+    def cinder(self, method: str, path: str, *, cloud: str = "admin", **kwargs: Any) -> Any:
+        """One Cinder API call, ``path`` under /v3/<project id> (see CinderClient.cinder)."""
+        return self.client.cinder(method, path, cloud=cloud, **kwargs)
+
+    def wait_for_volume(
+        self,
+        volume_id: str,
+        statuses: Sequence[str] = ("available",),
+        *,
+        cloud: str = "admin",
+        timeout: float = 600.0,
+    ) -> dict[str, Any]:
+        """The volume once its status is one of ``statuses`` ("deleted": gone); StackError
+        with the logs' tails at an error status or after ``timeout``."""
+        return self.client.wait_for_volume(volume_id, statuses, cloud=cloud, timeout=timeout)
+
     @property
     def cinder_version(self) -> str:
         sites = [str(p) for p in self.cinder_venv.glob("lib/python*/site-packages")]
@@ -252,155 +284,9 @@ class CinderStack:
             report += [f"==> {path} <==", *tail]
         return "\n".join(report)
 
-    def openstack(
-        self, *args: str, cloud: str = "admin", check: bool = True, timeout: float = 300
-    ) -> subprocess.CompletedProcess[str]:
-        """The real ``openstack`` command (.venv's) on this stack's clouds.yaml."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
-        env["OS_CLIENT_CONFIG_FILE"] = str(self.clouds_yaml)
-        result = subprocess.run(
-            [_openstack_command(), "--os-cloud", cloud, *args],
-            capture_output=True,
-            text=True,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            check=False,
-            timeout=timeout,
-        )
-        if check and result.returncode != 0:
-            raise StackError(
-                f"openstack {' '.join(args)} failed ({result.returncode}):\n{result.stderr}"
-            )
-        return result
-
-    def openstack_json(self, *args: str, cloud: str = "admin") -> Any:
-        """``openstack … -f json``, parsed."""
-        return yaml.safe_load(self.openstack(*args, "-f", "json", cloud=cloud).stdout)
-
-    def cinder(self, method: str, path: str, *, cloud: str = "admin", **kwargs: Any) -> Any:
-        """One call to the Cinder API as ``cloud``'s user, ``path`` under /v3/<project id>;
-        returns the parsed body (None when empty); raises StackError on an error status."""
-        response = self._cinder_request(method, path, cloud=cloud, **kwargs)
-        if response.status_code >= 400:
-            raise StackError(f"{method} {path}: {response.status_code} {response.text}")
-        return response.json() if response.content else None
-
-    def wait_for_volume(
-        self,
-        volume_id: str,
-        statuses: Sequence[str] = ("available",),
-        *,
-        cloud: str = "admin",
-        timeout: float = 600.0,
-    ) -> dict[str, Any]:
-        """Poll the volume until its status is one of ``statuses`` and return it.
-
-        ``"deleted"`` means gone (404). An error status not asked for fails at once, with the
-        logs' tails; so does a deadline generous enough for a slow download on 2 cores.
-        """
-        deadline = time.monotonic() + timeout
-        while True:
-            response = self._cinder_request("GET", f"/volumes/{volume_id}", cloud=cloud)
-            if response.status_code == 404 and "deleted" in statuses:
-                return {"id": volume_id, "status": "deleted"}
-            if response.status_code >= 400:
-                raise StackError(f"volume {volume_id}: {response.status_code} {response.text}")
-            volume: dict[str, Any] = response.json()["volume"]
-            if volume["status"] in statuses:
-                return volume
-            if volume["status"] in ERROR_STATUSES:
-                raise StackError(
-                    f"volume {volume_id} is {volume['status']}, not {'/'.join(statuses)}: "
-                    f"{volume}\n{self.failure_report()}"
-                )
-            if time.monotonic() > deadline:
-                raise StackError(
-                    f"volume {volume_id} still {volume['status']} after {timeout:.0f} s\n"
-                    f"{self.failure_report()}"
-                )
-            threading.Event().wait(0.1)
-
-    # bootvol -------------------------------------------------------------------------------
-    def _start_bootvol(self) -> None:
-        folder = self.work / "bootvol"
-        folder.mkdir(parents=True, exist_ok=True)
-        config = folder / "bootvol.toml"
-        config.write_text(self._bootvol_toml(folder))
-        self._exit.enter_context(_logging_to(folder / "bootvol.log"))
-        self.bootvol = open_bootvol(config=config)
-        self.server = Server(self.bootvol, host="127.0.0.1", port=self.bootvol_port, workers=1)
-        self.server.start()
-        self._exit.callback(self._timed_call, "stop bootvol", self.server.stop)
-        prepared = self.server.prepare()
-        assert prepared.entry is not None, "a fresh data folder has no admin yet"
-        identity = self.bootvol.identity
-        admin_project = identity.get_project("admin")
-        self.users["admin"] = StackUser(
-            "admin", prepared.entry["auth"]["password"], "admin", admin_project.id
-        )
-        for key, name, project, roles, password in (
-            # Cinder's service user: admin to validate tokens, the service role for Glance's
-            # image-locations API (its default policy asks for the service role).
-            ("service", SERVICE_USER, SERVICE_PROJECT, _service_roles(), self._service_password),
-            ("member", "demo", "demo", (Role.MEMBER,), secrets.token_urlsafe(18)),
-        ):
-            project_id = identity.create_project(project).id
-            identity.create_user(name, password=password, project=project, role=roles[0])
-            for role in roles[1:]:
-                identity.grant(user=name, project=project, role=role)
-            self.users[key] = StackUser(name, password, project, project_id)
-        self._write_clouds_yaml()
-
-    def _bootvol_toml(self, folder: Path) -> str:
-        """bootvol's own config: only the image store; Cinder owns the volume FlexVols."""
-        store = self.storage.flexvol(self.image_store)
-        svm = next(s for s in self.storage.svms if s.name == store.svm)
-        cluster = next(c for c in self.storage.clusters if c.name == svm.cluster)
-        lines = [
-            f'data_dir = "{folder}"',
-            f'image_store = "{store.name}"',
-        ]
-        if "catalog" in Settings.model_fields:
-            # Tokens' catalog: block-storage and volumev3 are the real Cinder, not bootvol's.
-            lines += ["[catalog]", f'block_storage = "{self.cinder_url}/v3/{{project_id}}"']
-        lines += [
-            "[[cluster]]",
-            f'name = "{cluster.name}"',
-            f'version = "{cluster.version}"',
-            "[[svm]]",
-            f'name = "{svm.name}"',
-            f'cluster = "{cluster.name}"',
-            f"vstorage = {'true' if svm.vstorage else 'false'}",
-            "[[flexvol]]",
-            f'name = "{store.name}"',
-            f'svm = "{svm.name}"',
-            f'path = "{store.path}"',
-            "volumes = true",  # bootvol wants one; its own volume API goes unused here
-        ]
-        if store.export is not None:
-            lines.append(f'export = "{store.export}"')
-        return "\n".join(lines) + "\n"
-
-    def _write_clouds_yaml(self) -> None:
-        entries = {}
-        for cloud in ("admin", "member"):
-            user = self.users[cloud]
-            entry = clouds.cloud_entry(
-                auth_url=f"{self.bootvol_url}/identity/v3",
-                username=user.name,
-                password=user.password,
-                project=user.project,
-            )
-            if "catalog" not in Settings.model_fields:
-                # Until bootvol's catalog can name another Cinder, clients are told directly.
-                entry["block_storage_endpoint_override"] = f"{self.cinder_url}/v3/%(project_id)s"
-            entries[cloud] = entry
-        fd = os.open(self.clouds_yaml, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as out:
-            yaml.safe_dump({"clouds": entries}, out, sort_keys=False)
-
-    # Cinder --------------------------------------------------------------------------------
-    def _cinder_environment(self) -> dict[str, str]:
+    # Cinder's processes --------------------------------------------------------------------
+    def _start(self, command: str, *args: str) -> Child:
+        assert self.conf is not None
         env = {
             k: v
             for k, v in os.environ.items()
@@ -410,16 +296,11 @@ class CinderStack:
         python_path = [str(p) for backend in self.backends for p in backend.python_path]
         if python_path:
             env["PYTHONPATH"] = os.pathsep.join(python_path)
-        return env
-
-    def _start_cinder_manage(self, *args: str) -> Child:
-        assert self.conf is not None
-        command = self.cinder_venv / "bin" / "cinder-manage"
         return start_child(
-            f"cinder-manage {' '.join(args)}",
-            [str(command), "--config-file", str(self.conf.path), *args],
-            output=self.conf.log_dir / "cinder-manage.out",
-            env=self._cinder_environment(),
+            " ".join((command, *args)),
+            [str(self.cinder_venv / "bin" / command), "--config-file", str(self.conf.path), *args],
+            output=self.conf.log_dir / f"{command}.out",
+            env=env,
             cwd=self.conf.folder,
         )
 
@@ -437,7 +318,21 @@ class CinderStack:
             log.warning("Cinder services that ignored SIGTERM were killed: %s", killed)
         self._children = []
 
-    def _wait_ready(self) -> None:
+    def _kill_leftovers(self) -> None:
+        """Everything the stack starts names one of its folders on its command line (config
+        files, RabbitMQ's paths, PostgreSQL's data folder); what still runs and does is a
+        leak: kill it, and say so."""
+        folders = [self.work] + ([self.postgres.base] if self.postgres is not None else [])
+        for folder in folders:
+            left = processes_naming(folder)
+            if left:
+                log.warning("processes left in %s after teardown, killed: %s", folder, left)
+                kill_pids(left)
+
+    # readiness -----------------------------------------------------------------------------
+    def _wait_until(self, readiness: Readiness, not_ready: Callable[[], str | None]) -> None:
+        """Poll ``not_ready`` (what is still awaited, or None) until None; fail at once when a
+        service exits or a backend fails, and at the deadline."""
         deadline = time.monotonic() + self.ready_timeout
         while True:
             for child in self._children:
@@ -446,8 +341,12 @@ class CinderStack:
                         f"{child.name} exited with status {child.process.returncode} while "
                         f"starting\n{self.failure_report()}"
                     )
-            self._refuse_failed_backend()
-            waiting_for = self._not_ready()
+            failed = readiness.failed_backend()
+            if failed is not None:
+                raise StackError(
+                    f"a Cinder volume backend failed to start: {failed}\n{self.failure_report()}"
+                )
+            waiting_for = not_ready()
             if waiting_for is None:
                 return
             if time.monotonic() > deadline:
@@ -457,111 +356,13 @@ class CinderStack:
                 )
             threading.Event().wait(0.1)
 
-    def _not_ready(self) -> str | None:
-        """What the stack still waits for, or None when it is ready. A server error or a
-        refused connection is "not yet"; a client error (a refused token, say) is fatal."""
-        try:
-            with httpx.Client(timeout=10) as client:
-                client.get(f"{self.cinder_url}/")
-            return self._services_not_up() or self._pools_not_known()
-        except httpx.TransportError:
-            return "cinder-api to answer"
-
-    def _services_not_up(self) -> str | None:
-        body = self._get_while_starting("/os-services")
-        if body is None:
-            return "cinder-api to answer /os-services"
-        up = {(s["binary"], s["host"]) for s in body["services"] if s["state"] == "up"}
-        expected = [("cinder-scheduler", CINDER_HOST)]
-        expected += [("cinder-volume", f"{CINDER_HOST}@{b.name}") for b in self.backends]
-        missing = [f"{binary} on {host}" for binary, host in expected if (binary, host) not in up]
-        return f"services up: {', '.join(missing)}" if missing else None
-
-    def _pools_not_known(self) -> str | None:
-        body = self._get_while_starting("/scheduler-stats/get_pools")
-        if body is None:
-            return "cinder-api to answer /scheduler-stats/get_pools"
-        known = {pool["name"].split("#", 1)[0] for pool in body["pools"]}
-        missing = [b.name for b in self.backends if f"{CINDER_HOST}@{b.name}" not in known]
-        return f"the scheduler to know the pools of {', '.join(missing)}" if missing else None
-
-    def _get_while_starting(self, path: str) -> Any:
-        response = self._cinder_request("GET", path)
-        if response.status_code >= 500:
-            return None
-        if response.status_code >= 400:
-            raise StackError(
-                f"GET {path}: {response.status_code} {response.text}\n{self.failure_report()}"
-            )
-        return response.json()
-
-    def _refuse_failed_backend(self) -> None:
-        """A backend that failed to start leaves cinder-volume running but never up: say so
-        now rather than at the deadline. cinder-volume logs "Volume service <host> failed to
-        start." when the service could not even be created (cinder/cmd/volume.py) and
-        "Failed to initialize driver." when the driver's setup raised (volume/manager.py)."""
-        assert self.conf is not None
-        log_file = self.conf.log_dir / "cinder-volume.log"
-        if not log_file.exists():
-            return
-        text = log_file.read_text(errors="replace")
-        if "Failed to initialize driver" in text or "failed to start" in text:
-            raise StackError(f"a Cinder volume backend failed to start\n{self.failure_report()}")
-
-    def _create_volume_type(self, name: str) -> None:
-        body = {"volume_type": {"name": name, "extra_specs": {"volume_backend_name": name}}}
-        self.cinder("POST", "/types", json=body)
-
-    def _cinder_request(
-        self, method: str, path: str, *, cloud: str = "admin", **kwargs: Any
-    ) -> httpx.Response:
-        user = self.users[cloud]
-        url = f"{self.cinder_url}/v3/{user.project_id}{path}"
-        headers = {"OpenStack-API-Version": VOLUME_API_VERSION}
-        with httpx.Client(timeout=60) as client:
-            for attempt in (1, 2):
-                headers["X-Auth-Token"] = self._token(cloud, fresh=attempt == 2)
-                response = client.request(method, url, headers=headers, **kwargs)
-                if response.status_code != 401:
-                    break
-        return response
-
-    def _token(self, cloud: str, *, fresh: bool = False) -> str:
-        if fresh or cloud not in self._tokens:
-            user = self.users[cloud]
-            body = {
-                "auth": {
-                    "identity": {
-                        "methods": ["password"],
-                        "password": {
-                            "user": {
-                                "name": user.name,
-                                "domain": {"id": "default"},
-                                "password": user.password,
-                            }
-                        },
-                    },
-                    "scope": {"project": {"id": user.project_id}},
-                }
-            }
-            response = httpx.post(
-                f"{self.bootvol_url}/identity/v3/auth/tokens", json=body, timeout=30
-            )
-            response.raise_for_status()
-            self._tokens[cloud] = response.headers["X-Subject-Token"]
-        return self._tokens[cloud]
-
-    # teardown checks -----------------------------------------------------------------------
-    def _check_nothing_left(self) -> None:
-        """Everything the stack starts names one of its folders on its command line (config
-        files, RabbitMQ's paths, PostgreSQL's data folder); anything still running that does
-        is a leak: kill it."""
-        folders = [self.work] + ([self.postgres.base] if self.postgres is not None else [])
-        for folder in folders:
-            left = processes_naming(folder)
-            if left:
-                log.warning("processes left in %s after teardown, killed: %s", folder, left)
-                kill_pids(left)
+    # timings -------------------------------------------------------------------------------
+    def _enter_timed(self, phase: str, manager: AbstractContextManager[T]) -> T:
+        """Enter ``manager`` now and leave it with the stack, timing its exit as ``phase``."""
+        own = ExitStack()
+        value = own.enter_context(manager)
+        self._exit.callback(self._timed_call, phase, own.close)
+        return value
 
     def _timed_call(self, phase: str, call: Callable[[], object]) -> None:
         with self._timed(phase):
@@ -574,76 +375,3 @@ class CinderStack:
             yield
         finally:
             self.timings[phase] = time.monotonic() - started
-
-
-def _service_roles() -> tuple[Role, ...]:
-    """admin, and the service role where bootvol knows it."""
-    return (Role.ADMIN, *(role for role in Role if role.value == "service"))
-
-
-def _openstack_command() -> str:
-    beside = Path(sys.executable).with_name("openstack")
-    return str(beside if beside.exists() else REPO / ".venv" / "bin" / "openstack")
-
-
-@contextmanager
-def _logging_to(path: Path) -> Iterator[None]:
-    """bootvol's and uvicorn's log records (INFO and up) also go to ``path``."""
-    handler = logging.FileHandler(path)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    loggers = [logging.getLogger(name) for name in ("bootvol", "uvicorn")]
-    levels = [logger.level for logger in loggers]
-    for logger in loggers:
-        logger.addHandler(handler)
-        if logger.getEffectiveLevel() > logging.INFO:
-            logger.setLevel(logging.INFO)
-    try:
-        yield
-    finally:
-        for logger, level in zip(loggers, levels, strict=True):
-            logger.removeHandler(handler)
-            logger.setLevel(level)
-        handler.close()
-
-
-# The layout the tests and the demo share ---------------------------------------------------
-def two_backend_layout(
-    flexvols: Mapping[str, Path], *, volume_driver: str = BOOTVOL_DRIVER
-) -> tuple[StorageLayout, tuple[CinderBackend, ...]]:
-    """One cluster (ONTAP 9.14.1), one SVM with vStorage, FlexVols ``images``, ``vol_a`` and
-    ``vol_b`` at ``flexvols``' paths, each exported as ``fileserver:/exports/<name>``;
-    backend ``bv_a`` has pool vol_a, ``bv_b`` pool vol_b, and each lists the others as
-    sources (``volumes:false``)."""
-    storage = StorageLayout(
-        clusters=(ClusterSettings(name="cluster1", version="9.14.1"),),
-        svms=(SvmSettings(name="svm1", cluster="cluster1", vstorage=True),),
-        flexvols=tuple(
-            FlexVolSettings(
-                name=name, svm="svm1", path=flexvols[name], export=f"fileserver:/exports/{name}"
-            )
-            for name in FLEXVOLS
-        ),
-    )
-    backends = tuple(
-        bootvol_backend(name, storage=storage, pools=[pool], volume_driver=volume_driver)
-        for name, pool in BACKEND_POOLS.items()
-    )
-    return storage, backends
-
-
-@contextmanager
-def throwaway_flexvols(
-    base: Path, names: Sequence[str] = FLEXVOLS, *, size_mib: int
-) -> Iterator[dict[str, Path]]:
-    """One XFS (reflink=1) loopback filesystem per FlexVol, mounted at ``base/<name>``, so
-    that copy offload between FlexVols crosses filesystems; unmounted and detached after."""
-    reason = loopback_unavailable()
-    if reason is not None:
-        raise StackError(f"loopback FlexVols cannot be made here: {reason}")
-    with ExitStack() as stack:
-        yield {
-            name: stack.enter_context(
-                mounted_filesystem(FsKind.XFS, base / name, size_mib=size_mib)
-            )
-            for name in names
-        }

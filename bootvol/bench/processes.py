@@ -7,8 +7,10 @@ its descendants inherit, and :func:`stop_children` signals whole groups and wait
 member is left. Membership is read from ``/proc``: a zombie (dead, not yet reaped by its
 parent, or by an init that never reaps) counts as gone.
 
-What leaves its group (a daemon that calls ``setsid`` itself, such as Erlang's ``epmd``)
-must be stopped by its owner; :func:`processes_naming` finds what would be left over.
+Descendants that left the group with a ``setsid`` of their own (Erlang's ``erl_child_setup``
+and ``inet_gethost``) are found by parentage when stopping starts, and waited for too. A
+daemon that also left its parent (Erlang's ``epmd`` forks twice) must be stopped by its owner;
+:func:`processes_naming` finds what would be left over.
 """
 
 from __future__ import annotations

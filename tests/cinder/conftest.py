@@ -27,12 +27,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from bootvol.bench.cinder_stack import (
-    CinderStack,
-    cinder_unavailable,
-    throwaway_flexvols,
-    two_backend_layout,
-)
+from bootvol.bench.cinder_layout import backend_layout, throwaway_flexvols
+from bootvol.bench.cinder_stack import CinderStack, cinder_unavailable
 
 from ..support import require_loopback
 
@@ -55,7 +51,7 @@ def cinder_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CinderSta
     require_cinder()
     base = tmp_path_factory.mktemp("cinder-stack")
     with throwaway_flexvols(base / "flexvols", size_mib=FLEXVOL_MIB) as flexvols:
-        storage, backends = two_backend_layout(flexvols)
+        storage, backends = backend_layout(flexvols)
         with CinderStack(base / "work", storage=storage, backends=backends, debug=True) as stack:
             yield stack
 

@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from bootvol.bench.cinder_stack import BACKEND_POOLS, CinderStack, StackError
+from bootvol.bench.cinder_layout import BACKEND_POOLS
+from bootvol.bench.cinder_stack import CinderStack, StackError
 from bootvol.bench.content import file_md5
 from bootvol.bench.local_server import LocalFileServer
 from bootvol.bench.samples import make_qcow2, make_raw

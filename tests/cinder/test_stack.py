@@ -1,12 +1,13 @@
-"""Smoke test of the real Cinder stack: both backends up, an empty volume made and deleted
+"""Smoke test of the real Cinder stack: every backend up, an empty volume made and deleted
 through the real ``openstack`` command, its file on the backend's FlexVol."""
 
 from __future__ import annotations
 
-from bootvol.bench.cinder_stack import BACKEND_POOLS, CINDER_HOST, CinderStack
+from bootvol.bench.cinder_layout import BACKEND_POOLS
+from bootvol.bench.cinder_stack import CINDER_HOST, CinderStack
 
 
-def test_both_backends_are_up(cinder_stack: CinderStack) -> None:
+def test_every_backend_is_up(cinder_stack: CinderStack) -> None:
     services = cinder_stack.openstack_json("volume", "service", "list")
     states = {(s["Binary"], s["Host"]): s["State"] for s in services}
     for backend in BACKEND_POOLS:
