@@ -113,7 +113,7 @@ def _run(base: Path, *, image_mib: int, rounds: int, clones: int) -> dict[str, A
 
 def _register(stack: CinderStack, server: LocalFileServer, image: Path) -> str:
     assert stack.bootvol is not None
-    record = stack.bootvol.images.create(
+    record = stack.bootvol.bootvol.images.create(
         ImageCreate(
             name=image.name,
             disk_format="raw",

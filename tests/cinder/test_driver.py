@@ -45,7 +45,7 @@ def _register_remote(
     """An image whose bytes stay on ``server``, in no FlexVol: only a download reaches it
     (bootvol's Glance checks what is uploaded to it; what it only points at, it cannot)."""
     assert stack.bootvol is not None
-    image = stack.bootvol.images.create(
+    image = stack.bootvol.bootvol.images.create(
         ImageCreate(
             name=file.name,
             disk_format=disk_format,
