@@ -2,7 +2,7 @@
 
     images   bootvol's Glance image store, and the pool of backend bv_images (volume type
              bv_images): raw images clone directly there
-    vol_a    the pool of backend bv_a (volume type bv_a)
+    vol_a    the pool of backends bv_a and bv_a2 (volume types bv_a, bv_a2)
     vol_b    the pool of backend bv_b (volume type bv_b)
 
 One cluster (ONTAP 9.14.1) and one SVM with vStorage; every FlexVol exported as
@@ -29,8 +29,10 @@ from bootvol.config import ClusterSettings, FlexVolSettings, SvmSettings
 log = logging.getLogger(__name__)
 
 IMAGE_STORE = "images"
-# bv_images keeps its volumes on Glance's image store itself: there raw images clone directly.
-BACKEND_POOLS = {"bv_a": "vol_a", "bv_b": "vol_b", "bv_images": IMAGE_STORE}
+# bv_a2 shares vol_a with bv_a, as two cinder-volume hosts share an export (a cache fill must
+# still happen once); bv_images keeps its volumes on Glance's image store itself, where raw
+# images clone directly.
+BACKEND_POOLS = {"bv_a": "vol_a", "bv_a2": "vol_a", "bv_b": "vol_b", "bv_images": IMAGE_STORE}
 FLEXVOLS = tuple(dict.fromkeys((IMAGE_STORE, *BACKEND_POOLS.values())))
 
 

@@ -7,6 +7,7 @@ content followed by zeros (``qemu-img compare``).
 
 from __future__ import annotations
 
+import re
 import subprocess
 import time
 from collections.abc import Iterator
@@ -23,7 +24,9 @@ from bootvol.bench.samples import make_qcow2, make_raw
 from bootvol.images.service import ImageCreate
 from bootvol.storage.cluster import Cluster, Svm
 from bootvol.storage.flexvol import FlexVol
+from bootvol.storage.locks import file_lock
 from bootvol.units import GiB, MiB
+from bootvol.volumes.cache import CACHE_PREFIX
 
 IMAGE_MIB = 64
 
@@ -293,3 +296,62 @@ def test_a_refused_image_ends_the_volume_in_error_and_leaves_no_file(
             _delete(cinder_stack, volume["id"])
     finally:
         cinder_stack.openstack("image", "delete", image_id)
+
+
+def test_two_backends_sharing_a_flexvol_fill_its_cache_once(
+    cinder_stack: CinderStack, samples: Path, file_server: LocalFileServer
+) -> None:
+    """bv_a and bv_a2 run in two cinder-volume processes over the same vol_a, like two hosts
+    mounting one export: Cinder's locks do not reach across them, the cache's do."""
+    raw = make_raw(samples / "shared.raw", size_bytes=IMAGE_MIB * MiB, seed=14)
+    image_id = _register_remote(cinder_stack, file_server, raw, disk_format="raw")
+    vol_a = _flexvol(cinder_stack, "vol_a")
+    vol_a.ensure()
+    fill_lock = vol_a.lock_file(f"{CACHE_PREFIX}{image_id}.fill")
+    made: list[str] = []
+    try:
+        # Hold the fill lock so both fills queue behind it, then let them go together.
+        with file_lock(fill_lock):
+            for volume_type in ("bv_a", "bv_a2"):
+                created = cinder_stack.openstack_json(
+                    "volume",
+                    "create",
+                    "--image",
+                    image_id,
+                    "--size",
+                    "1",
+                    "--type",
+                    volume_type,
+                    f"shared-{volume_type}",
+                    cloud="member",
+                )
+                made.append(created["id"])
+            _wait_for_lock_waiters(fill_lock, count=2)
+        volumes = []
+        for volume_id in made:
+            cinder_stack.wait_for_volume(volume_id, cloud="member")
+            volumes.append(_show(cinder_stack, volume_id))
+        paths = sorted(v["properties"]["bootvol:path"] for v in volumes)
+        filled = sorted(v["properties"]["bootvol:filled_cache"] for v in volumes)
+        # One filled the cache from Cinder's download; the other found it filled meanwhile.
+        assert paths == ["cache-clone", "download"], paths
+        assert filled == ["false", "true"], filled
+        hosts = {v["os-vol-host-attr:host"].partition("#")[0] for v in volumes}
+        assert hosts == {"stack@bv_a", "stack@bv_a2"}
+        for volume in volumes:
+            assert _same_content(raw, _file(cinder_stack, volume))
+    finally:
+        _delete(cinder_stack, *made)
+        cinder_stack.openstack("image", "delete", image_id)
+
+
+def _wait_for_lock_waiters(lock: Path, *, count: int, timeout: float = 300) -> None:
+    """Until ``count`` processes wait for the flock on ``lock`` (the "->" lines of
+    /proc/locks name a blocked request and the inode it waits for)."""
+    inode = lock.stat().st_ino
+    # A waiter behind another waiter is indented once more ("8:  -> FLOCK …").
+    waiting = re.compile(rf"^\d+:\s+-> FLOCK .* [0-9a-f]+:[0-9a-f]+:{inode} ", re.MULTILINE)
+    deadline = time.monotonic() + timeout
+    while len(waiting.findall(Path("/proc/locks").read_text())) < count:
+        assert time.monotonic() < deadline, f"fewer than {count} waiters on {lock}"
+        time.sleep(0.05)
