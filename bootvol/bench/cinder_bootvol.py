@@ -27,7 +27,6 @@ import yaml
 
 from bootvol.bench.cinder_client import StackUser
 from bootvol.bench.cinder_conf import StorageLayout
-from bootvol.config import Settings
 from bootvol.db.models import Role
 from bootvol.identity import clouds
 from bootvol.runtime import Bootvol, open_bootvol
@@ -72,7 +71,7 @@ def bootvol_service(
         server.start()
         try:
             users = _make_users(server, service_password)
-            _write_clouds_yaml(clouds_yaml, f"{server.base_url}/identity/v3", users, cinder_url)
+            _write_clouds_yaml(clouds_yaml, f"{server.base_url}/identity/v3", users)
             yield BootvolService(app, server, users, clouds_yaml, log_file)
         finally:
             server.stop()
@@ -91,7 +90,8 @@ def _make_users(server: Server, service_password: str) -> dict[str, StackUser]:
         )
     }
     for key, name, project, roles, password in (
-        ("service", SERVICE_USER, SERVICE_PROJECT, _service_roles(), service_password),
+        # As devstack makes Cinder's user: admin and service in project service.
+        ("service", SERVICE_USER, SERVICE_PROJECT, (Role.SERVICE, Role.ADMIN), service_password),
         ("member", MEMBER_USER, MEMBER_PROJECT, (Role.MEMBER,), secrets.token_urlsafe(18)),
     ):
         project_id = identity.create_project(project).id
@@ -102,18 +102,12 @@ def _make_users(server: Server, service_password: str) -> dict[str, StackUser]:
     return users
 
 
-def _service_roles() -> tuple[Role, ...]:
-    """admin, and the service role where bootvol knows it."""
-    return (Role.ADMIN, *(role for role in Role if role.value == "service"))
-
-
 def _bootvol_toml(folder: Path, storage: StorageLayout, image_store: str, cinder_url: str) -> str:
     store = storage.flexvol(image_store)
     svm = next(s for s in storage.svms if s.name == store.svm)
     cluster = next(c for c in storage.clusters if c.name == svm.cluster)
     lines = [f'data_dir = "{folder}"', f'image_store = "{store.name}"']
-    if "catalog" in Settings.model_fields:
-        lines += ["[catalog]", f'block_storage = "{cinder_url}/v3/{{project_id}}"']
+    lines += ["[catalog]", f'block_storage = "{cinder_url}/v3/{{project_id}}"']
     lines += [
         "[[cluster]]",
         f'name = "{cluster.name}"',
@@ -133,18 +127,13 @@ def _bootvol_toml(folder: Path, storage: StorageLayout, image_store: str, cinder
     return "\n".join(lines) + "\n"
 
 
-def _write_clouds_yaml(
-    path: Path, auth_url: str, users: dict[str, StackUser], cinder_url: str
-) -> None:
+def _write_clouds_yaml(path: Path, auth_url: str, users: dict[str, StackUser]) -> None:
     entries = {}
     for cloud in ("admin", "member"):
         user = users[cloud]
         entry = clouds.cloud_entry(
             auth_url=auth_url, username=user.name, password=user.password, project=user.project
         )
-        if "catalog" not in Settings.model_fields:
-            # Until bootvol's catalog can name another Cinder, clients are told directly.
-            entry["block_storage_endpoint_override"] = f"{cinder_url}/v3/%(project_id)s"
         entries[cloud] = entry
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as out:
