@@ -55,7 +55,11 @@ class Backend:
     def __init__(self, settings: StorageSettings) -> None:
         self.settings = settings
         self.topology = Topology.from_settings(settings)
-        self.workflow = Workflow(topology=self.topology, clone_method=settings.clone_method)
+        # Raw files only: Nova mounts the export elsewhere, where an overlay's backing path
+        # (this host's) does not exist. Where reflink cannot, volumes are sparse copies.
+        self.workflow = Workflow(
+            topology=self.topology, clone_method=settings.clone_method, overlays=False
+        )
 
     def pools(self) -> list[FlexVol]:
         return self.topology.volume_flexvols()

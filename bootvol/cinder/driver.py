@@ -224,7 +224,15 @@ class BootvolDriver(driver.VolumeDriver):
         return self._location(target)
 
     def delete_volume(self, volume: Any) -> None:
-        self._run(self.backend.remove, self._target(volume))
+        try:
+            target = self._target(volume)
+        except exception.VolumeBackendAPIException:
+            if volume.provider_location is not None:
+                raise  # a pool this backend made it in is gone: say so, do not forget it
+            # Never made here (no host, or a pool no longer configured): nothing to remove.
+            log.info("volume %s: not in a pool of this backend, no file to delete", volume.id)
+            return
+        self._run(self.backend.remove, target)
 
     def extend_volume(self, volume: Any, new_size: int) -> None:
         target = self._target(volume, size_gib=new_size)
@@ -276,9 +284,14 @@ class BootvolDriver(driver.VolumeDriver):
                 "to its bootvol_flexvol line so compute hosts can mount it"
             )
         data = {"export": export, "name": target.file.name, "format": str(self._format_of(volume))}
-        if self.configuration.safe_get("nfs_mount_options"):
-            data["options"] = self.configuration.nfs_mount_options
-        return {"driver_volume_type": "nfs", "data": data, "mount_point_base": None}
+        if self.configuration.bootvol_mount_options:
+            data["options"] = self.configuration.bootvol_mount_options
+        # os-brick's NFS connector needs mount_point_base when Cinder attaches on its host.
+        return {
+            "driver_volume_type": "nfs",
+            "data": data,
+            "mount_point_base": self.configuration.bootvol_mount_point_base,
+        }
 
     def terminate_connection(self, volume: Any, connector: Any, **kwargs: Any) -> None:
         pass  # nothing is exported per connector: the FlexVol's export serves every host

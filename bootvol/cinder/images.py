@@ -57,9 +57,20 @@ def file_in_flexvol(topology: Topology, image_location: Any) -> Path | None:
             candidates.append((str(location["url"]), location.get("metadata") or {}))
     for url, metadata in candidates:
         path = _local_path(topology, url, metadata)
-        if path is not None and topology.flexvol_holding(path) is not None and path.is_file():
+        if path is not None and _may_read(topology, path):
             return path
     return None
+
+
+def _may_read(topology: Topology, path: Path) -> bool:
+    """A regular file in a FlexVol that is no volume, snapshot or bootvol state: a location
+    is written by an image's owner in some Glance setups, and must not name another
+    project's volume (OSSN-0065)."""
+    if ".." in path.parts or topology.flexvol_holding(path) is None or not path.is_file():
+        return False
+    if path.name.startswith(("volume-", "snapshot-")):
+        return False
+    return ".bootvol" not in path.resolve().parts
 
 
 def _unpack(image_location: Any) -> tuple[str | None, Iterable[Any]]:

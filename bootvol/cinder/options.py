@@ -50,9 +50,21 @@ OPTS = [
     cfg.StrOpt(
         "bootvol_clone_method",
         default=CloneMethod.AUTO.value,
-        choices=[m.value for m in CloneMethod],
+        # No qcow2 overlays: their backing file is named by this host's path, which compute
+        # hosts (mounting the export elsewhere) do not have.
+        choices=[m.value for m in CloneMethod if m is not CloneMethod.QCOW2],
         help="How volumes are cut from cached images: auto (reflink where the filesystem "
-        "can, else a qcow2 overlay, else a sparse copy), reflink, qcow2 or copy.",
+        "can, else a sparse copy), reflink or copy.",
+    ),
+    cfg.StrOpt(
+        "bootvol_mount_point_base",
+        default="$state_path/mnt",
+        help="Where Cinder's own host mounts the FlexVols' exports when it attaches a volume "
+        "itself (backups, migration, encrypted volumes from images).",
+    ),
+    cfg.StrOpt(
+        "bootvol_mount_options",
+        help="Mount options for the exports, passed in the connection info to compute hosts.",
     ),
     cfg.IntOpt(
         "bootvol_thres_avl_size_perc_start",

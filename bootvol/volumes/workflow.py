@@ -114,9 +114,13 @@ class Workflow:
         clone_method: CloneMethod,
         on_download: Callable[[], None] | None = None,
         download: DownloadSettings | None = None,
+        overlays: bool = True,
     ) -> None:
         self.topology = topology
         self.clone_method = clone_method
+        # A qcow2 overlay names its backing file by this host's path: fine where volumes are
+        # opened here (bootvol's compute), not where another host mounts the FlexVol.
+        self.overlays = overlays
         self._download_settings = download or DownloadSettings()
         self._on_download = on_download
 
@@ -386,5 +390,7 @@ class Workflow:
                 f"{-(-image_size // GiB)} GiB"
             )
         target.check_claim()
-        kinds = clone_kinds(target.flexvol, self.clone_method, record, overlay_allowed=True)
+        kinds = clone_kinds(
+            target.flexvol, self.clone_method, record, overlay_allowed=self.overlays
+        )
         return cut(source_file, target, record, kinds=kinds)

@@ -91,6 +91,17 @@ def test_a_file_location_in_a_flexvol_is_found(tmp_path: Path) -> None:
     assert images.file_in_flexvol(topology, None) is None
 
 
+def test_a_location_never_names_a_volume_or_bootvol_state(tmp_path: Path) -> None:
+    topology = _topology(tmp_path)
+    pool = tmp_path / "mnt-vol_a"
+    for name in ("volume-1", "snapshot-2", ".bootvol/bases/volume-1.base", "store/ok"):
+        (pool / name).parent.mkdir(parents=True, exist_ok=True)
+        (pool / name).write_bytes(b"x")
+    for name in ("volume-1", "snapshot-2", ".bootvol/bases/volume-1.base", "store/../volume-1"):
+        assert images.file_in_flexvol(topology, (f"file://{pool}/{name}", [])) is None, name
+    assert images.file_in_flexvol(topology, (f"file://{pool}/store/ok", [])) == pool / "store/ok"
+
+
 def test_an_nfs_location_is_found_under_the_flexvol_that_exports_it(tmp_path: Path) -> None:
     topology = _topology(tmp_path)
     image = tmp_path / "mnt-images" / "store" / "abc"
