@@ -17,6 +17,9 @@ from bootvol.units import MiB
 def make_raw(path: Path, *, size_bytes: int, fill_every_mib: int = 2, seed: int = 0) -> Path:
     """Write a sparse raw disk with a distinct 1 MiB block at every ``fill_every_mib`` MiB."""
     block = bytearray(os.urandom(MiB))
+    # Random bytes 510-511 are the MBR signature 0x55AA once in 65536 disks; the inspector
+    # then reads random partition entries and refuses the image ("invalid boot flag").
+    block[510:512] = b"\0\0"
     with open(path, "wb") as out:
         out.truncate(size_bytes)
         for index, offset in enumerate(range(0, size_bytes, fill_every_mib * MiB)):
