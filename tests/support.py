@@ -12,13 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from bootvol.bench.content import file_md5
 from bootvol.bench.guest import libvirt_unavailable
 from bootvol.bench.guest import reachable_by_qemu as reachable_by_qemu  # the tests' import
 from bootvol.bench.local_server import LocalFileServer
 from bootvol.bench.loopback import loopback_unavailable
-from bootvol.bench.samples import make_qcow2, make_raw
-from bootvol.images.service import ImageCreate
+from bootvol.bench.samples import make_qcow2, make_raw, register_remote
 from bootvol.runtime import Bootvol
 from bootvol.units import MiB
 
@@ -28,26 +26,27 @@ BOOTVOL = [sys.executable, "-m", "bootvol"]
 OPENSTACK = str(Path(sys.executable).with_name("openstack"))
 
 
-def require_loopback() -> None:
-    """Skip a test that needs root, loop devices and the storage tools; fail under CI=true."""
-    missing = [tool for tool in ("qemu-img", "strace", "prlimit") if shutil.which(tool) is None]
-    reason = loopback_unavailable() or (f"{', '.join(missing)} not installed" if missing else None)
+def require(what: str, reason: str | None) -> None:
+    """Skip the test when ``reason`` says why ``what`` is unavailable; under CI=true, where
+    a skip would hide a broken machine, fail instead."""
     if reason is None:
         return
     if os.environ.get("CI") == "true":
-        pytest.fail(f"loopback filesystems and storage tools are required under CI: {reason}")
-    pytest.skip(f"loopback filesystems or storage tools unavailable: {reason}")
+        pytest.fail(f"{what} required under CI: {reason}")
+    pytest.skip(f"{what} unavailable: {reason}")
+
+
+def require_loopback() -> None:
+    """Root, loop devices and the storage tools."""
+    missing = [tool for tool in ("qemu-img", "strace", "prlimit") if shutil.which(tool) is None]
+    reason = loopback_unavailable() or (f"{', '.join(missing)} not installed" if missing else None)
+    require("loopback filesystems and storage tools", reason)
 
 
 def require_libvirt() -> None:
-    """Skip a test that needs libvirtd and QEMU (and root, loop devices); fail under CI=true."""
+    """libvirtd and QEMU (and root, loop devices)."""
     require_loopback()
-    reason = libvirt_unavailable()
-    if reason is None:
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"libvirt and QEMU are required under CI: {reason}")
-    pytest.skip(reason)
+    require("libvirt and QEMU", libvirt_unavailable())
 
 
 @dataclass
@@ -93,16 +92,11 @@ class Estate:
         with its size and md5 to verify; returns (image id, the raw disk it holds)."""
         raw = self.sample("disk.raw", size_mib=size_mib)
         qcow2 = self.sample_qcow2(raw, "disk.qcow2")
-        image = self.app.images.create(
-            ImageCreate(
-                name="remote",
-                disk_format="qcow2",
-                url=(url_for or self.url)("disk.qcow2"),
-                size=qcow2.stat().st_size,
-                checksum=file_md5(qcow2),
-            )
+        url = (url_for or self.url)("disk.qcow2")
+        image_id = register_remote(
+            self.app.images, qcow2, url=url, disk_format="qcow2", name="remote"
         )
-        return image.id, raw
+        return image_id, raw
 
 
 def write_config(

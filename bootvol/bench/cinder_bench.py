@@ -19,12 +19,8 @@ volume ``available``. Prints a table on stderr and one JSON object on stdout.
 from __future__ import annotations
 
 import argparse
-import json
-import shutil
-import signal
 import statistics
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -32,11 +28,10 @@ from pathlib import Path
 from typing import Any
 
 from bootvol.bench.cinder_layout import backend_layout, throwaway_flexvols
+from bootvol.bench.cinder_script import run_script, say
 from bootvol.bench.cinder_stack import CinderStack, StackError
-from bootvol.bench.content import file_md5
 from bootvol.bench.local_server import LocalFileServer
-from bootvol.bench.samples import make_raw
-from bootvol.images.service import ImageCreate
+from bootvol.bench.samples import make_raw, register_remote
 from bootvol.units import MiB
 
 BACKEND = "bv_a"
@@ -55,17 +50,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="fresh images to time")
     parser.add_argument("--clones", type=int, default=3, help="cache-clones per round")
     args = parser.parse_args(argv)
-    signal.signal(signal.SIGTERM, _interrupt)
-    base = Path(tempfile.mkdtemp(prefix="bootvol-cinder-bench-"))
-    try:
-        result = _run(base, image_mib=args.image_mib, rounds=args.rounds, clones=args.clones)
-    except StackError as exc:
-        _say(f"failed: {exc}")
-        _say(f"the stack's files (logs, cinder.conf) are kept in {base}")
-        return 1
-    shutil.rmtree(base, ignore_errors=True)
-    print(json.dumps(result))
-    return 0
+    return run_script(
+        "cinder-bench",
+        lambda base: _run(base, image_mib=args.image_mib, rounds=args.rounds, clones=args.clones),
+    )
 
 
 def _run(base: Path, *, image_mib: int, rounds: int, clones: int) -> dict[str, Any]:
@@ -80,7 +68,7 @@ def _run(base: Path, *, image_mib: int, rounds: int, clones: int) -> dict[str, A
         throwaway_flexvols(base / "flexvols", size_mib=flexvol_mib) as flexvols,
     ):
         storage, backends = backend_layout(flexvols)
-        _say("bringing the stack up (RabbitMQ, PostgreSQL, bootvol, Cinder)…")
+        say("bringing the stack up (RabbitMQ, PostgreSQL, bootvol, Cinder)…")
         with CinderStack(base / "work", storage=storage, backends=backends) as stack:
             version = stack.cinder_version
             for round_ in range(1, rounds + 1):
@@ -95,10 +83,10 @@ def _run(base: Path, *, image_mib: int, rounds: int, clones: int) -> dict[str, A
                 for volume_id in made:
                     stack.wait_for_volume(volume_id, ("deleted",), cloud="member")
                 done = [t for t in timings if t.round == round_]
-                _say(f"round {round_}: " + ", ".join(f"{t.path} {t.seconds:.2f} s" for t in done))
+                say(f"round {round_}: " + ", ".join(f"{t.path} {t.seconds:.2f} s" for t in done))
     download = statistics.median(t.seconds for t in timings if t.path == "download")
     clone = statistics.median(t.seconds for t in timings if t.path == "cache-clone")
-    _say(
+    say(
         f"Cinder {version}, {image_mib} MiB image: download path {download:.2f} s, "
         f"cache-clone {clone:.2f} s (medians): {download / clone:.1f}× faster from the cache"
     )
@@ -113,16 +101,8 @@ def _run(base: Path, *, image_mib: int, rounds: int, clones: int) -> dict[str, A
 
 def _register(stack: CinderStack, server: LocalFileServer, image: Path) -> str:
     assert stack.bootvol is not None
-    record = stack.bootvol.bootvol.images.create(
-        ImageCreate(
-            name=image.name,
-            disk_format="raw",
-            url=server.url_for(image.name),
-            size=image.stat().st_size,
-            checksum=file_md5(image),
-        )
-    )
-    return record.id
+    url = server.url_for(image.name)
+    return register_remote(stack.bootvol.bootvol.images, image, url=url, disk_format="raw")
 
 
 def _time_volume(stack: CinderStack, image_id: str, path: str) -> tuple[str, float]:
@@ -142,14 +122,6 @@ def _time_volume(stack: CinderStack, image_id: str, path: str) -> tuple[str, flo
         if volume["status"].startswith("error"):
             raise StackError(f"volume {created['id']} ended {volume['status']}")
         threading.Event().wait(0.05)
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
-def _say(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

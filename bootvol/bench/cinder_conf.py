@@ -23,7 +23,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bootvol.config import CloneMethod, ClusterSettings, FlexVolSettings, SvmSettings
+from bootvol.config import (
+    CloneMethod,
+    ClusterSettings,
+    FlexVolSettings,
+    StorageSettings,
+    SvmSettings,
+)
+from bootvol.storage.topology import Topology
 
 BOOTVOL_DRIVER = "bootvol.cinder.BootvolDriver"
 
@@ -67,6 +74,13 @@ class StorageLayout:
             if flexvol.name == name:
                 return flexvol
         raise KeyError(f"no FlexVol named {name!r}")
+
+    def topology(self) -> Topology:
+        """The estate as the engine sees it (to read a FlexVol's space or locks)."""
+        settings = StorageSettings(
+            cluster=list(self.clusters), svm=list(self.svms), flexvol=list(self.flexvols)
+        )
+        return Topology.from_settings(settings)
 
 
 def bootvol_backend(

@@ -20,19 +20,15 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
-import shutil
-import signal
-import subprocess
 import sys
-import tempfile
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from bootvol.bench.cinder_layout import BACKEND_POOLS, backend_layout, throwaway_flexvols
-from bootvol.bench.cinder_stack import CinderStack, StackError
+from bootvol.bench.cinder_layout import backend_layout, throwaway_flexvols
+from bootvol.bench.cinder_script import run_script, say
+from bootvol.bench.cinder_stack import CinderStack
+from bootvol.bench.content import same_guest_content
 from bootvol.bench.samples import make_qcow2, make_raw
 from bootvol.units import MiB
 
@@ -53,32 +49,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="cinder-demo", description=__doc__.splitlines()[0])
     parser.add_argument("--image-mib", type=int, default=64, help="sample image size (MiB)")
     args = parser.parse_args(argv)
-    # SIGTERM unwinds like Ctrl-C, so that the stack and the mounts are torn down.
-    signal.signal(signal.SIGTERM, _interrupt)
-    base = Path(tempfile.mkdtemp(prefix="bootvol-cinder-demo-"))
-    try:
-        result = _run(base, image_bytes=args.image_mib * MiB)
-    except StackError as exc:
-        _say(f"failed: {exc}")
-        _say(f"the stack's files (logs, cinder.conf) are kept in {base}")
-        return 1
-    shutil.rmtree(base, ignore_errors=True)
-    print(json.dumps(result))
-    return 0
+    return run_script("cinder-demo", lambda base: _run(base, image_bytes=args.image_mib * MiB))
 
 
 def _run(base: Path, *, image_bytes: int) -> dict[str, Any]:
     raw = make_raw(base / "sample.raw", size_bytes=image_bytes)
     image_file = make_qcow2(raw, base / "sample.qcow2")
-    _say(f"sample image: {image_bytes // MiB} MiB raw, {image_file.stat().st_size} bytes qcow2")
+    say(f"sample image: {image_bytes // MiB} MiB raw, {image_file.stat().st_size} bytes qcow2")
     with throwaway_flexvols(base / "flexvols", size_mib=FLEXVOL_MIB) as flexvols:
         storage, backends = backend_layout(flexvols)
-        _say("bringing the stack up (RabbitMQ, PostgreSQL, bootvol, Cinder)…")
+        say("bringing the stack up (RabbitMQ, PostgreSQL, bootvol, Cinder)…")
         with CinderStack(base / "work", storage=storage, backends=backends) as stack:
-            _say(f"Cinder {stack.cinder_version} up in {stack.timings['up']:.1f} s")
+            say(f"Cinder {stack.cinder_version} up in {stack.timings['up']:.1f} s")
             volumes = _make_volumes(stack, image_file)
             version = stack.cinder_version
-        _say(f"stack down in {stack.timings['down']:.1f} s; loop FlexVols unmounted")
+        say(f"stack down in {stack.timings['down']:.1f} s; loop FlexVols unmounted")
     return {"cinder": version, "volumes": [asdict(volume) for volume in volumes]}
 
 
@@ -95,7 +80,7 @@ def _make_volumes(stack: CinderStack, image_file: Path) -> list[DemoVolume]:
         IMAGE_NAME,
         cloud="member",
     )
-    _say(f"image {image['id']} uploaded to bootvol's Glance")
+    say(f"image {image['id']} uploaded to bootvol's Glance")
     made = []
     asked = [
         ("from-image-a", "bv_a", ["--image", image["id"]]),
@@ -115,10 +100,9 @@ def _make_volume(stack: CinderStack, name: str, options: list[str], image_file: 
     # As admin: the host attribute (backend and pool) is shown to admins only.
     volume = stack.cinder("GET", f"/volumes/{created['id']}")["volume"]
     seconds = (_when(volume["updated_at"]) - _when(volume["created_at"])).total_seconds()
-    file = _volume_file(stack, volume)
-    content_ok = _same_content(image_file, file)
+    content_ok = same_guest_content(image_file, stack.volume_file(volume), image_format="qcow2")
     path = volume["metadata"].get("bootvol:path")
-    _say(
+    say(
         f"{name}: {volume['id']} available in {seconds:.3f} s on "
         f"{volume['os-vol-host-attr:host']} by {path or '?'}; content "
         f"{'equals the image' if content_ok else 'DIFFERS from the image'}"
@@ -126,45 +110,8 @@ def _make_volume(stack: CinderStack, name: str, options: list[str], image_file: 
     return DemoVolume(id=volume["id"], path=path, seconds=round(seconds, 3), content_ok=content_ok)
 
 
-def _volume_file(stack: CinderStack, volume: dict[str, Any]) -> Path:
-    """``volume-<id>`` in the FlexVol of the volume's pool (host ``stack@bv_a#vol_a``)."""
-    pool = volume["os-vol-host-attr:host"].rpartition("#")[2]
-    if pool not in BACKEND_POOLS.values():
-        raise StackError(f"volume {volume['id']} is in unknown pool {pool!r}")
-    return stack.storage.flexvol(pool).path / f"volume-{volume['id']}"
-
-
-def _same_content(image_file: Path, volume_file: Path) -> bool:
-    """qemu-img compare: 0 equal, 1 different, anything else an error."""
-    result = subprocess.run(
-        ["qemu-img", "info", "--output=json", str(volume_file)],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    volume_format = json.loads(result.stdout)["format"]
-    formats = ["-f", "qcow2", "-F", volume_format]
-    compared = subprocess.run(
-        ["qemu-img", "compare", "-q", *formats, str(image_file), str(volume_file)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if compared.returncode not in (0, 1):
-        raise StackError(f"qemu-img compare failed: {compared.stderr.strip()}")
-    return compared.returncode == 0
-
-
 def _when(timestamp: str) -> dt.datetime:
     return dt.datetime.fromisoformat(timestamp)
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
-def _say(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

@@ -245,6 +245,12 @@ class CinderStack:
         """One Cinder API call, ``path`` under /v3/<project id> (see CinderClient.cinder)."""
         return self.client.cinder(method, path, cloud=cloud, **kwargs)
 
+    def volume_file(self, volume: dict[str, Any]) -> Path:
+        """``volume-<id>`` in the FlexVol of the volume's pool (an admin's view of the volume:
+        its host, ``stack@bv_a#vol_a``, names the pool)."""
+        pool = volume["os-vol-host-attr:host"].rpartition("#")[2]
+        return self.storage.flexvol(pool).path / f"volume-{volume['id']}"
+
     def wait_for_volume(
         self,
         volume_id: str,

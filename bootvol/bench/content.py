@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -28,6 +29,32 @@ def file_md5(path: Path) -> str:
     """The md5 a Glance image record's ``checksum`` holds, read in chunks."""
     with open(path, "rb") as source:
         return hashlib.file_digest(source, lambda: hashlib.md5(usedforsecurity=False)).hexdigest()
+
+
+def same_guest_content(
+    image: Path, volume: Path, *, image_format: str, volume_format: str = "raw"
+) -> bool:
+    """``qemu-img compare``: the volume reads as the image, its extra room all zeros.
+    Formats are given, never probed: a raw volume's first bytes are guest data."""
+    compared = subprocess.run(
+        [
+            qemu_img.qemu_img_path(),
+            "compare",
+            "-q",
+            "-f",
+            image_format,
+            "-F",
+            volume_format,
+            str(image),
+            str(volume),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if compared.returncode not in (0, 1):  # 0 equal, 1 different, else an error
+        raise RuntimeError(f"qemu-img compare failed: {compared.stderr.strip()}")
+    return compared.returncode == 0
 
 
 def volume_sha256(path: Path, *, file_format: str, length: int) -> str:

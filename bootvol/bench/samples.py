@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from bootvol.bench.content import file_md5
+from bootvol.images.service import ImageCreate, ImageService
 from bootvol.storage import qemu_img
 from bootvol.units import MiB
 
@@ -36,3 +38,19 @@ def make_qcow2(raw: Path, path: Path) -> Path:
         limits=qemu_img.CONVERT_LIMITS,
     )
     return path
+
+
+def register_remote(
+    images: ImageService, file: Path, *, url: str, disk_format: str, name: str | None = None
+) -> str:
+    """Register ``file``, served at ``url``, as an image whose bytes stay there (in no FlexVol:
+    only a download reaches them), with its size and md5 to verify; returns the image id."""
+    return images.create(
+        ImageCreate(
+            name=name or file.name,
+            disk_format=disk_format,
+            url=url,
+            size=file.stat().st_size,
+            checksum=file_md5(file),
+        )
+    ).id

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -184,7 +185,7 @@ class BootvolDriver(driver.VolumeDriver):
 
         Cinder fetched and checked the image already (TemporaryImages); read that file
         rather than download again. The cache is still filled with bootvol's own checks
-        (sizes, checksums, the format inspector) and in scratch, as any fill.
+        (size, the format inspector) and in scratch, as any fill.
         """
         target = self._target(volume)
         image_meta = image_service.show(context, image_id)
@@ -201,7 +202,10 @@ class BootvolDriver(driver.VolumeDriver):
             self._fill_from(volume, target, image_meta, Path(tmp))
 
     def _fill_from(self, volume: Any, target: VolumeTarget, image_meta: Any, file: Path) -> None:
-        image = images.image_source(image_meta, location_file=file)
+        # glanceclient checked the bytes against Glance's hash as Cinder downloaded them
+        # (do_checksum): hashing them again would only cost a pass of Python over the image;
+        # the kernel copies the file into the cache instead, and its size is still checked.
+        image = replace(images.image_source(image_meta, location_file=file), md5=None, sha512=None)
 
         def make() -> ProvisionedVolume:
             provisioned = self.backend.create_from_image(target, image, download=True)

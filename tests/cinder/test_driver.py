@@ -18,12 +18,9 @@ import pytest
 
 from bootvol.bench.cinder_layout import BACKEND_POOLS
 from bootvol.bench.cinder_stack import CinderStack, StackError
-from bootvol.bench.content import file_md5
+from bootvol.bench.content import same_guest_content
 from bootvol.bench.local_server import LocalFileServer
-from bootvol.bench.samples import make_qcow2, make_raw
-from bootvol.images.service import ImageCreate
-from bootvol.storage.cluster import Cluster, Svm
-from bootvol.storage.flexvol import FlexVol
+from bootvol.bench.samples import make_qcow2, make_raw, register_remote
 from bootvol.storage.locks import file_lock
 from bootvol.units import GiB, MiB
 from bootvol.volumes.cache import CACHE_PREFIX
@@ -48,16 +45,8 @@ def _register_remote(
     """An image whose bytes stay on ``server``, in no FlexVol: only a download reaches it
     (bootvol's Glance checks what is uploaded to it; what it only points at, it cannot)."""
     assert stack.bootvol is not None
-    image = stack.bootvol.bootvol.images.create(
-        ImageCreate(
-            name=file.name,
-            disk_format=disk_format,
-            url=server.url_for(file.name),
-            size=file.stat().st_size,
-            checksum=file_md5(file),
-        )
-    )
-    return image.id
+    url = server.url_for(file.name)
+    return register_remote(stack.bootvol.bootvol.images, file, url=url, disk_format=disk_format)
 
 
 @pytest.fixture(scope="module")
@@ -96,24 +85,8 @@ def _delete(stack: CinderStack, *volume_ids: str) -> None:
         stack.wait_for_volume(volume_id, ("deleted",), cloud="member")
 
 
-def _file(stack: CinderStack, volume: dict[str, Any]) -> Path:
-    pool = volume["os-vol-host-attr:host"].partition("#")[2]
-    return stack.storage.flexvol(pool).path / f"volume-{volume['id']}"
-
-
-def _same_content(image_raw: Path, volume_file: Path) -> bool:
-    """qemu-img compare reads the shorter file as if zero-extended to the longer's size."""
-    result = subprocess.run(
-        ["qemu-img", "compare", "-q", "-f", "raw", "-F", "raw", str(image_raw), str(volume_file)],
-        check=False,
-    )
-    return result.returncode == 0
-
-
-def _flexvol(stack: CinderStack, name: str) -> FlexVol:
-    settings = stack.storage.flexvol(name)
-    svm = Svm("svm", Cluster("cluster", "9.14.1"), vstorage=True)
-    return FlexVol(name=name, svm=svm, path=settings.path)
+def _same_raw(image: Path, volume_file: Path) -> bool:
+    return same_guest_content(image, volume_file, image_format="raw")
 
 
 def test_a_download_fills_the_cache_and_the_next_volume_is_a_cache_clone(
@@ -130,15 +103,15 @@ def test_a_download_fills_the_cache_and_the_next_volume_is_a_cache_clone(
         assert second["properties"]["bootvol:host_bytes"] == "0"
         assert first["bootable"] == second["bootable"] == True  # noqa: E712
         for volume in (first, second):
-            assert _file(cinder_stack, volume).stat().st_size == volume["size"] * GiB
-            assert _same_content(raw, _file(cinder_stack, volume))
+            assert cinder_stack.volume_file(volume).stat().st_size == volume["size"] * GiB
+            assert _same_raw(raw, cinder_stack.volume_file(volume))
         # The other backend copies vol_a's cache entry storage-side into its own cache.
         offloaded = _create(cinder_stack, "--image", image_id, "--size", "1", "--type", "bv_b")
         try:
             assert offloaded["properties"]["bootvol:path"] == "copy-offload"
             assert "cache of vol_a" in offloaded["properties"]["bootvol:source"]
             assert offloaded["properties"]["bootvol:host_bytes"] == "0"
-            assert _same_content(raw, _file(cinder_stack, offloaded))
+            assert _same_raw(raw, cinder_stack.volume_file(offloaded))
         finally:
             _delete(cinder_stack, offloaded["id"])
     finally:
@@ -159,7 +132,7 @@ def test_a_raw_image_in_the_glance_store_is_cloned_directly_or_offloaded(
             assert "image file in images" in offloaded["properties"]["bootvol:source"]
             for volume in (direct, offloaded):
                 assert volume["properties"]["bootvol:host_bytes"] == "0"
-                assert _same_content(raw, _file(cinder_stack, volume))
+                assert _same_raw(raw, cinder_stack.volume_file(volume))
         finally:
             _delete(cinder_stack, direct["id"], offloaded["id"])
     finally:
@@ -171,7 +144,7 @@ def test_clones_and_snapshots_are_reflinks_that_take_no_space(
 ) -> None:
     image_id, raw = remote_image
     source = _create(cinder_stack, "--image", image_id, "--size", "1", "--type", "bv_a")
-    vol_a = _flexvol(cinder_stack, BACKEND_POOLS["bv_a"])
+    vol_a = cinder_stack.storage.topology().get(BACKEND_POOLS["bv_a"])
     made: list[str] = []
     snapshot_id = None
     try:
@@ -191,9 +164,9 @@ def test_clones_and_snapshots_are_reflinks_that_take_no_space(
         assert clone["properties"]["bootvol:path"] == "volume-clone"
         assert clone["properties"]["bootvol:clone_method"] == "reflink"
         assert restored["properties"]["bootvol:source"] == f"snapshot {snapshot_id}"
-        assert _file(cinder_stack, clone).stat().st_size == 2 * GiB
+        assert cinder_stack.volume_file(clone).stat().st_size == 2 * GiB
         for volume in (clone, restored):
-            assert _same_content(raw, _file(cinder_stack, volume))
+            assert _same_raw(raw, cinder_stack.volume_file(volume))
     finally:
         _delete(cinder_stack, *made)
         if snapshot_id is not None:
@@ -228,7 +201,7 @@ def test_extend_upload_and_connection_info(
     try:
         cinder_stack.openstack("volume", "set", "--size", "3", volume["id"], cloud="member")
         cinder_stack.wait_for_volume(volume["id"], cloud="member")
-        assert _file(cinder_stack, volume).stat().st_size == 3 * GiB
+        assert cinder_stack.volume_file(volume).stat().st_size == 3 * GiB
 
         connection = cinder_stack.cinder(
             "POST",
@@ -257,7 +230,7 @@ def test_extend_upload_and_connection_info(
         assert image["size"] == 3 * GiB
         downloaded = raw.with_name("from-volume.raw")
         cinder_stack.openstack("image", "save", "--file", str(downloaded), uploaded_id)
-        assert _same_content(raw, downloaded)
+        assert _same_raw(raw, downloaded)
         downloaded.unlink()
     finally:
         if uploaded_id is not None:
@@ -305,7 +278,7 @@ def test_two_backends_sharing_a_flexvol_fill_its_cache_once(
     mounting one export: Cinder's locks do not reach across them, the cache's do."""
     raw = make_raw(samples / "shared.raw", size_bytes=IMAGE_MIB * MiB, seed=14)
     image_id = _register_remote(cinder_stack, file_server, raw, disk_format="raw")
-    vol_a = _flexvol(cinder_stack, "vol_a")
+    vol_a = cinder_stack.storage.topology().get("vol_a")
     vol_a.ensure()
     fill_lock = vol_a.lock_file(f"{CACHE_PREFIX}{image_id}.fill")
     made: list[str] = []
@@ -336,10 +309,14 @@ def test_two_backends_sharing_a_flexvol_fill_its_cache_once(
         # One filled the cache from Cinder's download; the other found it filled meanwhile.
         assert paths == ["cache-clone", "download"], paths
         assert filled == ["false", "true"], filled
+        # The fill copied Cinder's download in the kernel: only the inspector's header reads
+        # went through this host's buffers, not the image's 64 MiB (twice).
+        (downloaded,) = [v for v in volumes if v["properties"]["bootvol:path"] == "download"]
+        assert int(downloaded["properties"]["bootvol:host_bytes"]) < MiB
         hosts = {v["os-vol-host-attr:host"].partition("#")[0] for v in volumes}
         assert hosts == {"stack@bv_a", "stack@bv_a2"}
         for volume in volumes:
-            assert _same_content(raw, _file(cinder_stack, volume))
+            assert _same_raw(raw, cinder_stack.volume_file(volume))
     finally:
         _delete(cinder_stack, *made)
         cinder_stack.openstack("image", "delete", image_id)

@@ -16,11 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from bootvol.bench.content import file_md5
 from bootvol.bench.loopback import FsKind
+from bootvol.bench.samples import register_remote
 from bootvol.caller import OPERATOR
 from bootvol.db.models import VolumeRecord, VolumeStatus
-from bootvol.images.service import ImageCreate
 from bootvol.units import MiB
 from bootvol.volumes.service import VolumeCreate
 
@@ -58,15 +57,8 @@ def remote_qcow2(estate: Estate, server: FaultyServer, *, size_mib: int = 16) ->
 
 
 def register(estate: Estate, server: FaultyServer, file: Path, disk_format: str = "qcow2") -> str:
-    return estate.app.images.create(
-        ImageCreate(
-            name=file.name,
-            disk_format=disk_format,
-            url=server.url_for(file.name),
-            size=file.stat().st_size,
-            checksum=file_md5(file),
-        )
-    ).id
+    url = server.url_for(file.name)
+    return register_remote(estate.app.images, file, url=url, disk_format=disk_format)
 
 
 def make(estate: Estate, image: str, *, before: Callable[[], None] = lambda: None) -> VolumeRecord:
