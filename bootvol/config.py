@@ -28,6 +28,8 @@ from pydantic import (
 )
 
 from bootvol.errors import ConfigError
+from bootvol.storage.layout import BLOCK_BYTES, DEFAULT_MIN_HOLE, EntryLayout
+from bootvol.units import parse_size
 
 CONFIG_FILE_NAME = "bootvol.toml"
 CONFIG_ENV_VAR = "BOOTVOL_CONFIG"
@@ -54,6 +56,22 @@ class CacheSettings(_Strict):
     thres_avl_size_perc_stop: int = Field(60, ge=0, le=100)
     expiry_thres_minutes: int = Field(720, ge=0)
     clean_interval_seconds: int = Field(300, gt=0)
+    # Zero runs in a cache entry shorter than this are stored as zeros, so the entry is a
+    # few extents and a clone of it costs the same at any image size (bootvol.storage.layout);
+    # "4k" keeps every zero block a hole: least space, clones slower with every extent.
+    min_hole: int = DEFAULT_MIN_HOLE
+
+    @field_validator("min_hole", mode="before")
+    @classmethod
+    def _size(cls, value: str | int) -> int:
+        size = parse_size(value)
+        if size < BLOCK_BYTES or size % BLOCK_BYTES:
+            raise ValueError(f"min_hole must be a multiple of 4k, at least 4k (got {value!r})")
+        return size
+
+    @property
+    def layout(self) -> EntryLayout:
+        return EntryLayout(min_hole_bytes=self.min_hole)
 
     @model_validator(mode="after")
     def _start_below_stop(self) -> Self:
@@ -242,6 +260,7 @@ clone_method = "auto"              # auto | reflink | qcow2 | copy
 thres_avl_size_perc_start = 20
 thres_avl_size_perc_stop = 60
 expiry_thres_minutes = 720
+min_hole = "1M"                    # shorter zero runs stored as zeros: clones in constant time
 
 [workers]
 lease_seconds = 30                 # a dead worker's volumes are taken over after this

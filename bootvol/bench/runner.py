@@ -11,6 +11,8 @@ counted under; anything else fails the run):
 5. ``direct-clone``       raw image in the image store → a volume in the image store
 6. ``cache-clone``        raw image → vol_b once more to fill its cache, then N volumes;
                           statvfs before the fill and after the N volumes gives their space
+7. layouts                the qcow2 image converted into vol_b with each cache entry layout
+                          (bench.layouts), where vol_b can reflink
 
 Download and copy offload move the whole image each time, so they run ``slow_volumes``
 times (each volume deleted, and the cache emptied, before the next); the clone paths run
@@ -37,6 +39,8 @@ from bootvol.bench.cluster import (
     BenchCluster,
     bench_cluster,
 )
+from bootvol.bench.disk_images import BenchImage, ImageKind, build_bench_image, guest_image_bytes
+from bootvol.bench.layouts import LayoutTrial, try_layouts
 from bootvol.bench.results import (
     BenchPath,
     BenchResult,
@@ -47,13 +51,12 @@ from bootvol.bench.results import (
     SpaceResult,
     size_key,
 )
-from bootvol.bench.samples import make_qcow2, make_raw
 from bootvol.bench.server import ServedFolder
 from bootvol.db.models import ImageRecord, VolumeStatus
 from bootvol.errors import BenchmarkFailed
 from bootvol.images.service import ImageCreate
-from bootvol.storage.copy import data_segments
 from bootvol.storage.flexvol import FlexVol
+from bootvol.storage.layout import extent_count
 from bootvol.units import GiB, MiB
 from bootvol.volumes.cache import ImageCache
 from bootvol.volumes.records import ProvisioningRecord, StepName
@@ -68,6 +71,7 @@ class BenchOptions:
     volumes: int = 20  # per clone path
     slow_volumes: int = 3  # per download and copy-offload path
     folder: Path | None = None  # folders under it instead of loopback XFS FlexVols
+    image: ImageKind = ImageKind.OS
 
 
 def image_bytes_for(size_gib: float) -> int:
@@ -86,10 +90,14 @@ def run_benchmark(options: BenchOptions, *, progress: Progress | None = None) ->
     ):
         result = BenchResult(
             cluster=cluster.description,
+            image=options.image,
             volumes=options.volumes,
             slow_volumes=options.slow_volumes,
         )
-        for size_gib in options.sizes_gib:
+        sizes_gib = options.sizes_gib
+        if options.image is ImageKind.GUEST:  # one size: the guest's own
+            sizes_gib = [guest_image_bytes(cluster.work_dir) / GiB]
+        for size_gib in sizes_gib:
             run = _SizeRun(cluster, server, size_gib=size_gib, options=options, report=report)
             result.sizes.append(run.measure())
     return result
@@ -97,6 +105,7 @@ def run_benchmark(options: BenchOptions, *, progress: Progress | None = None) ->
 
 @dataclass(frozen=True)
 class _Images:
+    built: BenchImage  # the files
     raw: ImageRecord  # stored in the image-store FlexVol
     qcow2: ImageRecord  # stored in the image-store FlexVol
     remote: ImageRecord  # qcow2 at an http://127.0.0.1 URL
@@ -115,6 +124,7 @@ class _SizeRun:
         report: Progress,
     ) -> None:
         self.app = cluster.app
+        self.cluster = cluster
         self.server = server
         self.size_gib = size_gib
         self.key = size_key(size_gib)
@@ -143,7 +153,7 @@ class _SizeRun:
                 ),
                 BenchPath.DIRECT_CLONE: self._direct_clone(images.raw),
             }
-            paths[BenchPath.CACHE_CLONE], space = self._cache_clone(images.raw)
+            paths[BenchPath.CACHE_CLONE], space = self._cache_clone(images)
             return SizeResult(
                 size_gib=self.size_gib,
                 image_bytes=self.image_bytes,
@@ -151,32 +161,35 @@ class _SizeRun:
                 paths=paths,
                 reference=reference,
                 space=space,
+                layouts=self._layouts(images.built),
             )
         finally:
             self._remove(images)
 
     # images ---------------------------------------------------------------------------------
     def _make_images(self) -> _Images:
-        self.report("making and uploading the sample images (not measured)")
-        raw_file = make_raw(self.folder / "sample.raw", size_bytes=self.image_bytes)
-        qcow2_file = make_qcow2(raw_file, self.folder / "sample.qcow2")
+        kind = self.options.image
+        self.report(f"making and uploading the {kind} images (not measured)")
+        built = build_bench_image(
+            kind, self.folder, size_bytes=self.image_bytes, work_dir=self.cluster.work_dir
+        )
         raw = self.app.images.create_from_file(
-            ImageCreate(name=f"bench-{self.key}-raw", disk_format="raw"), raw_file
+            ImageCreate(name=f"bench-{kind}-{self.key}-raw", disk_format="raw"), built.raw
         )
         qcow2 = self.app.images.create_from_file(
-            ImageCreate(name=f"bench-{self.key}-qcow2", disk_format="qcow2"), qcow2_file
+            ImageCreate(name=f"bench-{kind}-{self.key}-qcow2", disk_format="qcow2"), built.qcow2
         )
-        raw_file.unlink()  # stored now; only the qcow2 stays, for the HTTP server
+        built.raw.unlink()  # stored now; only the qcow2 stays, for the HTTP server
         remote = self.app.images.create(
             ImageCreate(
-                name=f"bench-{self.key}-remote",
+                name=f"bench-{kind}-{self.key}-remote",
                 disk_format="qcow2",
-                url=self.server.url_for(f"{self.folder.name}/{qcow2_file.name}"),
+                url=self.server.url_for(f"{self.folder.name}/{built.qcow2.name}"),
                 size=qcow2.size,
                 checksum=qcow2.checksum,
             )
         )
-        return _Images(raw=raw, qcow2=qcow2, remote=remote)
+        return _Images(built=built, raw=raw, qcow2=qcow2, remote=remote)
 
     def _remove(self, images: _Images) -> None:
         self._delete_volumes()
@@ -280,7 +293,8 @@ class _SizeRun:
         self._delete_volumes()
         return PathResult(BenchPath.DIRECT_CLONE, samples)
 
-    def _cache_clone(self, image: ImageRecord) -> tuple[PathResult, SpaceResult]:
+    def _cache_clone(self, images: _Images) -> tuple[PathResult, SpaceResult]:
+        image = images.raw
         flexvol = self.app.topology.get(OFFLOAD_FLEXVOL)
         self._evict_everywhere(image.id)
         self.report("filling the cache of vol_b by copy offload (not measured)")
@@ -298,13 +312,28 @@ class _SizeRun:
         space = SpaceResult(
             volumes=len(samples),
             image_bytes=self.image_bytes,
+            image_data_bytes=images.built.data_bytes,
             image_physical_bytes=entry.stat().st_blocks * 512,
             physical_bytes_used=used,
-            entry_extents=_data_extents(entry),
+            entry_extents=_extents(entry),
         )
         self._delete_volumes()
         self._evict_everywhere(image.id)
         return PathResult(BenchPath.CACHE_CLONE, samples), space
+
+    def _layouts(self, built: BenchImage) -> list[LayoutTrial]:
+        flexvol = self.app.topology.get(OFFLOAD_FLEXVOL)
+        if not flexvol.capabilities.reflink:
+            return []  # no clones to time
+        self.report("cache entry layouts, one conversion each")
+        folder = flexvol.path / "bench-layouts"
+        folder.mkdir()
+        try:
+            return try_layouts(
+                built.qcow2, folder, virtual_size=built.size_bytes, clones=self.options.volumes
+            )
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _how(provisioning: ProvisioningRecord) -> str:
@@ -321,11 +350,11 @@ def _how(provisioning: ProvisioningRecord) -> str:
     return " → ".join(parts)
 
 
-def _data_extents(path: Path) -> int:
-    """Runs of data between holes (SEEK_DATA/SEEK_HOLE): the extents a clone must share."""
+def _extents(path: Path) -> int:
+    """The extents the filesystem maps the file with: what a clone must share."""
     fd = os.open(path, os.O_RDONLY)
     try:
-        return len(data_segments(fd, os.fstat(fd).st_size))
+        return extent_count(fd)
     finally:
         os.close(fd)
 

@@ -58,7 +58,10 @@ class Backend:
         # Raw files only: Nova mounts the export elsewhere, where an overlay's backing path
         # (this host's) does not exist. Where reflink cannot, volumes are sparse copies.
         self.workflow = Workflow(
-            topology=self.topology, clone_method=settings.clone_method, overlays=False
+            topology=self.topology,
+            clone_method=settings.clone_method,
+            overlays=False,
+            layout=settings.cache.layout,
         )
 
     def pools(self) -> list[FlexVol]:

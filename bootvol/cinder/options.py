@@ -86,6 +86,13 @@ OPTS = [
         min=0,
         help="Cache entries unused for this many minutes may be cleaned.",
     ),
+    cfg.StrOpt(
+        "bootvol_cache_min_hole",
+        default="1M",
+        help="Zero runs shorter than this (4k, 64k, 1M, 16M…) are stored as zeros in a cache "
+        "entry, so that it is a few extents and cloning it takes the same time at any image "
+        "size; 4k keeps every zero block a hole (least space, slower clones).",
+    ),
     cfg.IntOpt(
         "bootvol_clean_interval_seconds",
         default=300,
@@ -116,6 +123,7 @@ def storage_settings(configuration: Any) -> StorageSettings:
             "thres_avl_size_perc_stop": configuration.bootvol_thres_avl_size_perc_stop,
             "expiry_thres_minutes": configuration.bootvol_expiry_thres_minutes,
             "clean_interval_seconds": configuration.bootvol_clean_interval_seconds,
+            "min_hole": configuration.bootvol_cache_min_hole,
         },
     }
     return parse(raw)
@@ -139,5 +147,6 @@ _OPTION_OF = {
     "flexvol": "bootvol_flexvol",
     "copy_offload": "bootvol_copy_offload",
     "clone_method": "bootvol_clone_method",
-    "cache": "bootvol_thres_avl_size_perc_start/stop, bootvol_expiry_thres_minutes",
+    "cache": "bootvol_thres_avl_size_perc_start/stop, bootvol_expiry_thres_minutes, "
+    "bootvol_cache_min_hole",
 }

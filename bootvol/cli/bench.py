@@ -8,12 +8,14 @@ import typer
 from rich.console import Console
 
 from bootvol.bench.boot import BootOptions, run_boot_benchmark
+from bootvol.bench.disk_images import ImageKind
 from bootvol.bench.results import BenchPath, BenchResult, SizeResult, median, p95
 from bootvol.bench.runner import BenchOptions, run_benchmark
 from bootvol.cli import output
 from bootvol.cli.bench_boot import print_boot_result
 from bootvol.config import Acceleration
 from bootvol.errors import BenchmarkFailed
+from bootvol.storage.layout import DEFAULT_MIN_HOLE
 
 _ROWS = (
     (BenchPath.DOWNLOAD, "download (http qcow2 → raw)"),
@@ -28,6 +30,13 @@ _PIPED_WIDTH = 150
 
 def bench(
     ctx: typer.Context,
+    image: ImageKind = typer.Option(
+        ImageKind.OS,
+        "--image",
+        help="The image measured: os (an ext4 filesystem of this machine's /usr files, as OS "
+        "images are), sample (synthetic: data in every other MiB), guest (the bootable guest "
+        "of scripts/guest-image, at its own size).",
+    ),
     sizes: str = typer.Option(
         "1,4", "--sizes", help="Image sizes in GiB, comma-separated; fractions allowed (0.0625)."
     ),
@@ -76,12 +85,7 @@ def bench(
     console = output.console if output.console.is_terminal else Console(width=_PIPED_WIDTH)
     if boot:
         # The volume benchmark's options say nothing to --boot: refuse rather than ignore.
-        # (By name: newer Typers vendor their own Click, with its own ParameterSource.)
-        given = [
-            f"--{name.replace('_', '-')}"
-            for name in ("sizes", "volumes", "slow_volumes")
-            if getattr(ctx.get_parameter_source(name), "name", None) == "COMMANDLINE"
-        ]
+        given = _given(ctx, "image", "sizes", "volumes", "slow_volumes")
         if given:
             raise typer.BadParameter(f"{', '.join(given)} measure volumes, not --boot")
         _boot(
@@ -92,8 +96,14 @@ def bench(
             json_=json_,
         )
         return
+    if image is ImageKind.GUEST and _given(ctx, "sizes"):
+        raise typer.BadParameter("--image guest has its own size: leave out --sizes")
     options = BenchOptions(
-        sizes_gib=_parse_sizes(sizes), volumes=volumes, slow_volumes=slow_volumes, folder=folder
+        sizes_gib=_parse_sizes(sizes),
+        volumes=volumes,
+        slow_volumes=slow_volumes,
+        folder=folder,
+        image=image,
     )
     result = run_benchmark(options, progress=_report)
     if json_:
@@ -101,7 +111,18 @@ def bench(
         return
     _print_timings(console, result)
     _print_space(console, result)
+    _print_layouts(console, result)
     _print_targets(console, result)
+
+
+def _given(ctx: typer.Context, *names: str) -> list[str]:
+    """The options among ``names`` given on the command line (by name: newer Typers vendor
+    their own Click, with its own ParameterSource)."""
+    return [
+        f"--{name.replace('_', '-')}"
+        for name in names
+        if getattr(ctx.get_parameter_source(name), "name", None) == "COMMANDLINE"
+    ]
 
 
 def _report(message: str) -> None:
@@ -133,7 +154,7 @@ def _print_timings(console: Console, result: BenchResult) -> None:
     for size in result.sizes:
         rows += _size_rows(size)
     output.table(
-        f"bootvol bench: seconds to a usable volume ({result.cluster})",
+        f"bootvol bench: seconds to a usable volume ({result.image} image; {result.cluster})",
         ["image", "path", "volumes", "median s", "p95 s", "vs download", "host bytes", "how"],
         rows,
         to=console,
@@ -196,25 +217,61 @@ def _reference_rows(size: SizeResult) -> list[tuple[str, ...]]:
 
 def _print_space(console: Console, result: BenchResult) -> None:
     output.table(
-        "physical space of the cache-clone volumes (statvfs, cache entry included)",
-        ["image", "volumes", "physical used", "one image", "ratio", "N x image size", "extents"],
+        "space: the cache entry, and the cache-clone volumes (statvfs, cache entry included)",
+        [
+            "image",
+            "image data",
+            "cache entry",
+            "entry / data",
+            "extents",
+            "volumes",
+            "physical used",
+            "ratio",
+            "N x image size",
+        ],
         [
             (
                 f"{size.key} GiB",
+                output.human_bytes(size.space.image_data_bytes),
+                output.human_bytes(size.space.image_physical_bytes),
+                f"{size.space.entry_vs_data:.2f}x",
+                str(size.space.entry_extents),
                 str(size.space.volumes),
                 output.human_bytes(size.space.physical_bytes_used),
-                output.human_bytes(size.space.image_physical_bytes),
                 f"{size.space.ratio:.3f}x",
                 output.human_bytes(size.space.naive_bytes),
-                str(size.space.entry_extents),
             )
             for size in result.sizes
         ],
         to=console,
     )
     console.print(
-        "extents: data extents of the cache entry; a reflink clone costs time per extent, "
-        "not per byte."
+        "image data: the image's non-zero blocks; extents: the cache entry's (FIEMAP): a "
+        "reflink clone costs time per extent, not per byte."
+    )
+
+
+def _print_layouts(console: Console, result: BenchResult) -> None:
+    rows = [
+        (
+            f"{size.key} GiB",
+            trial.label + (" (default)" if trial.min_hole_bytes == DEFAULT_MIN_HOLE else ""),
+            str(trial.extents),
+            f"{trial.clone_ms:.3f}",
+            output.human_bytes(trial.entry_bytes),
+            f"{trial.entry_bytes / max(1, size.space.image_data_bytes):.2f}x",
+            _seconds(trial.convert_s),
+        )
+        for size in result.sizes
+        for trial in size.layouts
+    ]
+    if not rows:
+        return
+    output.table(
+        "cache entry layouts: \\[cache] min_hole, the qcow2 image converted with each",
+        ["image", "min_hole", "extents", "clone ms", "space", "vs data", "convert s"],
+        rows,
+        to=console,
     )
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bootvol.errors import CloneNotSupported, StorageError
+from bootvol.storage.layout import EntryLayout, reserve, settle
 
 # linux/fs.h: _IOW(0x94, 9, int). FICLONE shares the source's extents with the destination.
 FICLONE = 0x40049409
@@ -88,7 +89,22 @@ def data_segments(fd: int, size: int) -> list[tuple[int, int]]:
     return segments
 
 
-def sparse_copy(source: Path, destination: Path, *, allow_user_space: bool = True) -> CopyResult:
+def data_bytes(path: Path) -> int:
+    """Bytes of ``path`` that hold data, holes excluded."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return sum(length for _, length in data_segments(fd, os.fstat(fd).st_size))
+    finally:
+        os.close(fd)
+
+
+def sparse_copy(
+    source: Path,
+    destination: Path,
+    *,
+    allow_user_space: bool = True,
+    layout: EntryLayout | None = None,
+) -> CopyResult:
     """Copy ``source`` into a new file ``destination`` keeping its holes.
 
     Tries, per data segment, ``copy_file_range`` (a reflink on the same XFS/btrfs, a
@@ -96,6 +112,10 @@ def sparse_copy(source: Path, destination: Path, *, allow_user_space: bool = Tru
     filesystems), and only when both refuse and ``allow_user_space`` is true a read/write
     loop whose bytes are reported in ``host_bytes``. The destination is fsynced. On any
     failure it is removed and StorageError is raised.
+
+    With a dense ``layout`` (a cache entry) and ``source`` on another filesystem, the copy
+    is laid out as bootvol.storage.layout says. On the same filesystem the kernel shares
+    the source's extents, and the copy is exactly as fragmented as its source.
     """
     src_fd = os.open(source, os.O_RDONLY)
     try:
@@ -108,6 +128,12 @@ def sparse_copy(source: Path, destination: Path, *, allow_user_space: bool = Tru
         # Size the file first: writes inside EOF get no speculative preallocation (XFS would
         # otherwise allocate the holes between data segments and lose the sparseness).
         os.ftruncate(dst_fd, size)
+        if layout is not None and not (
+            layout.dense
+            and os.fstat(src_fd).st_dev != os.fstat(dst_fd).st_dev
+            and reserve(dst_fd, size)
+        ):
+            layout = None  # written sparse as it comes
         method = CopyMethod.COPY_FILE_RANGE
         copied = host_bytes = 0
         for start, length in data_segments(src_fd, size):
@@ -115,6 +141,8 @@ def sparse_copy(source: Path, destination: Path, *, allow_user_space: bool = Tru
             copied += length
             if method is CopyMethod.USER_SPACE:
                 host_bytes += moved
+        if layout is not None:
+            settle(dst_fd, layout)
         os.fsync(dst_fd)
         return CopyResult(method=method, bytes_copied=copied, host_bytes=host_bytes)
     except BaseException as exc:

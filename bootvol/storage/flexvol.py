@@ -34,6 +34,7 @@ from pathlib import Path
 from bootvol.errors import CloneNotSupported, StorageError
 from bootvol.storage import copy
 from bootvol.storage.cluster import Svm
+from bootvol.storage.layout import EntryLayout
 from bootvol.storage.scratch import remove_stale_scratch, scratch_dir
 
 
@@ -181,8 +182,10 @@ class FlexVol:
     def clone_file(self, source: Path, destination: Path) -> None:
         copy.reflink(source, destination)
 
-    def copy_from(self, source: Path, destination: Path) -> copy.CopyResult:
-        return copy.sparse_copy(source, destination)
+    def copy_from(
+        self, source: Path, destination: Path, *, layout: EntryLayout | None = None
+    ) -> copy.CopyResult:
+        return copy.sparse_copy(source, destination, layout=layout)
 
     def extend(self, path: Path, size_bytes: int) -> None:
         try:

@@ -132,6 +132,7 @@ class Provisioner:
             topology=self._topology,
             clone_method=self._settings.clone_method,
             download=self._settings.download,
+            layout=self._settings.cache.layout,
             on_download=lambda: self._mark_downloading(record, claim),
         )
         made = workflow.create_volume_from_image(target=target, image=image_source(image))

@@ -44,6 +44,7 @@ from bootvol.images.download import Expected, fetch
 from bootvol.images.inspect import inspect_image, qemu_format
 from bootvol.images.location import ImageLocation
 from bootvol.storage import qemu_img
+from bootvol.storage.layout import EntryLayout
 from bootvol.storage.topology import Topology
 from bootvol.units import GiB
 from bootvol.volumes.cache import CACHE_PREFIX, ImageCache
@@ -115,8 +116,10 @@ class Workflow:
         on_download: Callable[[], None] | None = None,
         download: DownloadSettings | None = None,
         overlays: bool = True,
+        layout: EntryLayout = EntryLayout(),
     ) -> None:
         self.topology = topology
+        self.layout = layout  # how cache entries are written (bootvol.storage.layout)
         self.clone_method = clone_method
         # A qcow2 overlay names its backing file by this host's path: fine where volumes are
         # opened here (bootvol's compute), not where another host mounts the FlexVol.
@@ -344,7 +347,7 @@ class Workflow:
         self, source: Path, destination: Path, target: VolumeTarget, record: ProvisioningRecord
     ) -> None:
         with record.step(StepName.COPY_OFFLOAD) as step:
-            result = target.flexvol.copy_from(source, destination)
+            result = target.flexvol.copy_from(source, destination, layout=self.layout)
             step.detail = f"{result.bytes_copied} data bytes via {result.method}"
         record.copy_method = str(result.method)
         record.host_bytes += result.host_bytes
@@ -374,7 +377,11 @@ class Workflow:
             return
         with record.step(StepName.CONVERT, detail=f"{image.disk_format} → raw"):
             record.host_bytes += qemu_img.convert_to_raw(
-                staged, raw, source_format=qemu_format(image.disk_format)
+                staged,
+                raw,
+                source_format=qemu_format(image.disk_format),
+                virtual_size=inspected.virtual_size,
+                layout=self.layout,
             )
         staged.unlink()
 

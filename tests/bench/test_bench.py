@@ -70,3 +70,31 @@ def test_sizes_must_be_positive_numbers() -> None:
         result = run_bench("--sizes", sizes)
         assert result.returncode != 0
         assert says in result.stderr
+
+
+def test_the_os_like_image_is_measured_with_its_cache_entry_laid_out(
+    report: dict[str, Any],
+) -> None:
+    assert report["image"] == "os"
+    space = report["space_by_size"][SIZE]
+    assert 0 < space["image_data_bytes"] < report["images"][SIZE]["image_bytes"]
+    assert space["entry_bytes"] <= 1.5 * space["image_data_bytes"]
+    layouts = {trial["min_hole"]: trial for trial in report["layouts_by_size"][SIZE]}
+    assert set(layouts) == {"4k", "64k", "1M", "4M", "16M"}
+    # Every zero block a hole: the most extents and the least space.
+    assert layouts["4k"]["extents"] > layouts["1M"]["extents"] >= layouts["16M"]["extents"]
+    assert layouts["4k"]["entry_bytes"] <= layouts["16M"]["entry_bytes"]
+
+
+def test_the_guest_image_is_measured_at_its_own_size() -> None:
+    require_loopback()
+    result = run_bench("--image", "guest", "--volumes", "2", "--slow-volumes", "1", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["image"] == "guest"
+    (size,) = report["sizes_gib"]
+    assert report["images"][str(size)]["image_bytes"] == 64 * MiB
+    assert report["paths"]["cache-clone"][str(size)]["volumes"] == 2
+    refused = run_bench("--image", "guest", "--sizes", "1")
+    assert refused.returncode != 0
+    assert "own size" in refused.stderr
