@@ -44,7 +44,7 @@ from bootvol.images.download import Expected, fetch
 from bootvol.images.inspect import inspect_image, qemu_format
 from bootvol.images.location import ImageLocation
 from bootvol.storage import qemu_img
-from bootvol.storage.layout import EntryLayout
+from bootvol.storage.layout import EntryLayout, describe_layout
 from bootvol.storage.topology import Topology
 from bootvol.units import GiB
 from bootvol.volumes.cache import CACHE_PREFIX, ImageCache
@@ -335,7 +335,11 @@ class Workflow:
         cache = ImageCache(target.flexvol)
         with record.step(StepName.CACHE_FILL) as step:
             entry, filled = cache.fill_once(image.id, fill)
-            step.detail = "filled" if filled else "filled meanwhile by another creation"
+            step.detail = (
+                f"filled: {describe_layout(entry)}"
+                if filled
+                else "filled meanwhile by another creation"
+            )
         record.filled_cache = filled
         if not filled:
             return CloneSource(
