@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Awaitable, Callable
-
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Response
 from fastapi.responses import PlainTextResponse
 
 from bootvol.api import (
@@ -13,16 +10,13 @@ from bootvol.api import (
     errors,
     identity,
     image,
-    microversion,
     server_volumes,
     volume,
     volume_attachments,
 )
-from bootvol.errors import BootvolError
+from bootvol.api.headers import OpenStackHeaders
 from bootvol.metrics import CONTENT_TYPE
 from bootvol.runtime import Bootvol
-
-Handler = Callable[[Request], Awaitable[Response]]
 
 
 def create_app(bootvol: Bootvol, *, public_url: str | None = None) -> FastAPI:
@@ -51,41 +45,5 @@ def create_app(bootvol: Bootvol, *, public_url: str | None = None) -> FastAPI:
         """Prometheus text format: volumes per path, creation seconds, cache, bytes."""
         return Response(bootvol.metrics.exposition(), media_type=CONTENT_TYPE)
 
-    @app.middleware("http")
-    async def request_id(request: Request, call_next: Handler) -> Response:
-        response = await call_next(request)
-        response.headers["x-openstack-request-id"] = f"req-{uuid.uuid4()}"
-        return response
-
-    @app.middleware("http")
-    async def compute_microversion(request: Request, call_next: Handler) -> Response:
-        # Nova echoes the microversion a request asked for (2.1 when none) in both headers.
-        response = await call_next(request)
-        if request.url.path.startswith("/compute/v2.1"):
-            asked = compute.requested_version(request.headers)
-            response.headers["OpenStack-API-Version"] = f"compute {asked}"
-            response.headers["X-OpenStack-Nova-API-Version"] = asked
-            response.headers["Vary"] = "OpenStack-API-Version, X-OpenStack-Nova-API-Version"
-        return response
-
-    @app.middleware("http")
-    async def volume_microversion(request: Request, call_next: Handler) -> Response:
-        # Cinder negotiates a microversion on every /v3 request, echoes it, and refuses
-        # one it does not serve before any route runs.
-        if not request.url.path.startswith("/volume/v3"):
-            return await call_next(request)
-        try:
-            request.state.microversion = microversion.requested(
-                request.headers.get(microversion.HEADER)
-            )
-        except BootvolError as exc:
-            status = errors.status_for(exc, request.url.path)
-            return errors.error_response(status, exc.message, path=request.url.path)
-        response = await call_next(request)
-        response.headers[microversion.HEADER] = (
-            f"{microversion.SERVICE} {request.state.microversion}"
-        )
-        response.headers["Vary"] = microversion.HEADER
-        return response
-
+    app.add_middleware(OpenStackHeaders)
     return app

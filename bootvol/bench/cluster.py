@@ -37,6 +37,7 @@ class BenchCluster:
     app: Bootvol
     description: str  # what the FlexVols are, in words, for the report
     work_dir: Path  # sample images and served files, outside every FlexVol
+    config: Path  # its bootvol.toml: `bootvol --config` serves the same estate
 
 
 def flexvol_size_mib(image_bytes: int) -> int:
@@ -84,7 +85,7 @@ def bench_cluster(*, image_bytes: int, folder: Path | None) -> Iterator[BenchClu
                 flexvol.capabilities  # noqa: B018 - probe once now, not inside a measurement
             work_dir = base / "work"
             work_dir.mkdir()
-            yield BenchCluster(app=app, description=description, work_dir=work_dir)
+            yield BenchCluster(app=app, description=description, work_dir=work_dir, config=config)
     finally:
         shutil.rmtree(base, ignore_errors=True)
 

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bootvol.bench import reference
+from bootvol.bench.api_service import ApiLatency, measure_api_latency
 from bootvol.bench.cluster import (
     DOWNLOAD_FLEXVOL,
     IMAGE_STORE,
@@ -72,6 +73,7 @@ class BenchOptions:
     slow_volumes: int = 3  # per download and copy-offload path
     folder: Path | None = None  # folders under it instead of loopback XFS FlexVols
     image: ImageKind = ImageKind.OS
+    api: bool = False  # also POST → available over the Cinder API (bench.api_service)
 
 
 def image_bytes_for(size_gib: float) -> int:
@@ -88,19 +90,23 @@ def run_benchmark(options: BenchOptions, *, progress: Progress | None = None) ->
         bench_cluster(image_bytes=largest, folder=options.folder) as cluster,
         ServedFolder(cluster.work_dir) as server,
     ):
-        result = BenchResult(
+        sizes_gib = options.sizes_gib
+        if options.image is ImageKind.GUEST:  # one size: the guest's own
+            sizes_gib = [guest_image_bytes(cluster.work_dir) / GiB]
+        sizes: list[SizeResult] = []
+        api: ApiLatency | None = None
+        for index, size_gib in enumerate(sizes_gib):
+            run = _SizeRun(cluster, server, size_gib=size_gib, options=options, report=report)
+            sizes.append(run.measure(api=options.api and index == 0))
+            api = api or run.api
+        return BenchResult(
             cluster=cluster.description,
             image=options.image,
             volumes=options.volumes,
             slow_volumes=options.slow_volumes,
+            sizes=sizes,
+            api=api,
         )
-        sizes_gib = options.sizes_gib
-        if options.image is ImageKind.GUEST:  # one size: the guest's own
-            sizes_gib = [guest_image_bytes(cluster.work_dir) / GiB]
-        for size_gib in sizes_gib:
-            run = _SizeRun(cluster, server, size_gib=size_gib, options=options, report=report)
-            result.sizes.append(run.measure())
-    return result
 
 
 @dataclass(frozen=True)
@@ -134,14 +140,17 @@ class _SizeRun:
         self.folder = cluster.work_dir / f"size-{self.key}"
         self._report = report
         self._volumes: list[str] = []
+        self.api: ApiLatency | None = None
 
     def report(self, message: str) -> None:
         self._report(f"{self.key} GiB: {message}")
 
-    def measure(self) -> SizeResult:
+    def measure(self, *, api: bool = False) -> SizeResult:
         self.folder.mkdir()
         images = self._make_images()
         try:
+            if api:
+                self.api = self._api_latency(images.raw)
             download, reference = self._download_beside_reference(images.remote)
             paths = {  # measured in this order, top to bottom
                 BenchPath.DOWNLOAD: download,
@@ -320,6 +329,14 @@ class _SizeRun:
         self._delete_volumes()
         self._evict_everywhere(image.id)
         return PathResult(BenchPath.CACHE_CLONE, samples), space
+
+    def _api_latency(self, image: ImageRecord) -> ApiLatency:
+        """Over the API, on the idle service: the image is in the image store, so every
+        volume is a clone (direct, or from a cache placement fills first)."""
+        self.report(f"POST → available over the API x {self.options.volumes}")
+        return measure_api_latency(
+            self.cluster, image_id=image.id, size_gib=self.volume_gib, volumes=self.options.volumes
+        )
 
     def _layouts(self, built: BenchImage) -> list[LayoutTrial]:
         flexvol = self.app.topology.get(OFFLOAD_FLEXVOL)

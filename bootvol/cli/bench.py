@@ -12,7 +12,7 @@ from bootvol.bench.disk_images import ImageKind
 from bootvol.bench.results import BenchPath, BenchResult, SizeResult, median, p95
 from bootvol.bench.runner import BenchOptions, run_benchmark
 from bootvol.cli import output
-from bootvol.cli.bench_boot import print_boot_result
+from bootvol.cli.bench_boot import print_boot_result, print_targets
 from bootvol.config import Acceleration
 from bootvol.errors import BenchmarkFailed
 from bootvol.storage.layout import DEFAULT_MIN_HOLE
@@ -48,6 +48,12 @@ def bench(
         "--slow-volumes",
         min=1,
         help="Volumes per path that moves the whole image (download, copy-offload).",
+    ),
+    api: bool = typer.Option(
+        False,
+        "--api",
+        help="Also start the service and time POST /volumes of a cached image → available "
+        "over the Cinder API, one volume at a time (--volumes of them, on the first size).",
     ),
     boot: bool = typer.Option(
         False,
@@ -85,7 +91,7 @@ def bench(
     console = output.console if output.console.is_terminal else Console(width=_PIPED_WIDTH)
     if boot:
         # The volume benchmark's options say nothing to --boot: refuse rather than ignore.
-        given = _given(ctx, "image", "sizes", "volumes", "slow_volumes")
+        given = _given(ctx, "image", "sizes", "volumes", "slow_volumes", "api")
         if given:
             raise typer.BadParameter(f"{', '.join(given)} measure volumes, not --boot")
         _boot(
@@ -104,6 +110,7 @@ def bench(
         slow_volumes=slow_volumes,
         folder=folder,
         image=image,
+        api=api,
     )
     result = run_benchmark(options, progress=_report)
     if json_:
@@ -112,7 +119,7 @@ def bench(
     _print_timings(console, result)
     _print_space(console, result)
     _print_layouts(console, result)
-    _print_targets(console, result)
+    print_targets(console, result.targets())
 
 
 def _given(ctx: typer.Context, *names: str) -> list[str]:
@@ -271,16 +278,6 @@ def _print_layouts(console: Console, result: BenchResult) -> None:
         "cache entry layouts: \\[cache] min_hole, the qcow2 image converted with each",
         ["image", "min_hole", "extents", "clone ms", "space", "vs data", "convert s"],
         rows,
-        to=console,
-    )
-
-
-def _print_targets(console: Console, result: BenchResult) -> None:
-    verdicts = {True: "[green]pass[/green]", False: "[red]FAIL[/red]", None: "n/a"}
-    output.table(
-        "targets",
-        ["target", "result", "measured"],
-        [(t.name, verdicts[t.passed], t.detail) for t in result.targets()],
         to=console,
     )
 

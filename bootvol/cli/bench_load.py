@@ -33,7 +33,7 @@ def bench_load(
         typer.echo(
             f"{data['volumes']} volumes from {data['projects']} projects, {data['workers']} "
             f"workers, {data['flexvols']}\n"
-            f"{data['volumes_per_second']} volumes/s ({data['seconds']} s in all); time to "
+            f"{data['volumes_per_s']} volumes/s ({data['seconds']} s in all); time to "
             f"available p50 {data['p50_seconds']} s, p99 {data['p99_seconds']} s\n"
             f"uncached image copied into each FlexVol: {data['uncached_fills']}\n"
             f"failed requests: {len(result.failed_requests)}, failed volumes: "

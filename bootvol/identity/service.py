@@ -300,12 +300,17 @@ class IdentityService:
         if not token:
             raise refused
         with self._sessions() as session:
-            record = session.get(TokenRecord, _hash_token(token))
-            if record is None or as_utc(record.expires_at) <= utcnow():
+            # One query for the token, its user and its project: every request runs it.
+            found = session.execute(
+                select(TokenRecord, UserRecord, ProjectRecord)
+                .join(UserRecord, UserRecord.id == TokenRecord.user_id)
+                .join(ProjectRecord, ProjectRecord.id == TokenRecord.project_id)
+                .where(TokenRecord.id_hash == _hash_token(token))
+            ).first()
+            if found is None:
                 raise refused
-            user = session.get(UserRecord, record.user_id)
-            project = session.get(ProjectRecord, record.project_id)
-            if user is None or project is None or not user.enabled or not project.enabled:
+            record, user, project = found
+            if as_utc(record.expires_at) <= utcnow() or not user.enabled or not project.enabled:
                 raise refused
             roles = _roles(session, user.id, project.id)
         if not roles:

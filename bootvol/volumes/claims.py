@@ -166,14 +166,22 @@ class VolumeOutcome:
         return columns
 
 
-def finish(sessions: SessionFactory, claim: Claim, outcome: VolumeOutcome) -> bool:
-    """Write the outcome of ``claim``'s making of its volume; False when the claim was lost.
+def finish(sessions: SessionFactory, claim: Claim, outcome: VolumeOutcome) -> VolumeRecord | None:
+    """Write the outcome of ``claim``'s making of its volume and return the volume as
+    written; None when the claim was lost.
 
     A holder that stalled past its lease (a paused process, a database out of reach) may
     find its volume taken over and made again by another worker; its outcome is then stale
     and must not overwrite the new holder's.
     """
-    return _write(sessions, claim, outcome.columns())
+    with sessions.begin() as session:
+        return session.scalars(
+            update(VolumeRecord)
+            .where(*_held(claim))
+            .values(outcome.columns())
+            .returning(VolumeRecord)
+            .execution_options(synchronize_session=False)
+        ).first()
 
 
 def _write(sessions: SessionFactory, claim: Claim, columns: dict[str, object]) -> bool:

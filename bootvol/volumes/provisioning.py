@@ -68,22 +68,25 @@ class Provisioner:
             claim = Claim(volume_id=record.id, claimant=record.claimed_by, attempt=record.attempts)
             lease = Lease(self._sessions, claim, lease_seconds=self._settings.workers.lease_seconds)
         with lease:
-            self._make(record, claim)
+            written = self._make(record, claim)
         if record.image_id and record.flexvol:
             # After the outcome is written: the volume does not wait for the cleaner.
             self._clean_cache(self._topology.get(record.flexvol))
-        return self._records.get_by_id(record.id) or record
+        if written is None:  # another worker took it over: its record, as it stands now
+            return self._records.get_by_id(record.id) or record
+        return written
 
     def clean_caches(self) -> None:
         """Run the cache cleaner on every FlexVol now (a server calls this periodically)."""
         for flexvol in self._topology:
             self._clean_cache(flexvol)
 
-    def _make(self, record: VolumeRecord, claim: Claim | None) -> None:
+    def _make(self, record: VolumeRecord, claim: Claim | None) -> VolumeRecord | None:
+        """Make the volume and write its outcome; the volume as written (None when another
+        worker took it over)."""
         max_attempts = self._settings.workers.max_attempts
         if record.attempts > max_attempts:
-            self._give_up(record, claim, max_attempts)
-            return
+            return self._give_up(record, claim, max_attempts)
         started = time.perf_counter()
         flexvol: FlexVol | None = None
         target: VolumeTarget | None = None
@@ -106,7 +109,8 @@ class Provisioner:
                 )
         except BaseException as exc:
             message = _failure_message(exc, flexvol)
-            if self._finish(record, claim, VolumeOutcome.failed(message)):
+            written = self._finish(record, claim, VolumeOutcome.failed(message))
+            if written is not None:
                 if target is not None:
                     _remove_quietly(target)
                 log.error("volume %s failed: %s", record.id, message)
@@ -114,8 +118,9 @@ class Provisioner:
                     self._observer.volume_failed(source=_source_kind(record))
             if not isinstance(exc, Exception):
                 raise
-            return
-        if self._finish(record, claim, outcome) and self._observer is not None:
+            return written
+        written = self._finish(record, claim, outcome)
+        if written is not None and self._observer is not None:
             assert outcome.made is not None
             provisioning = outcome.made.record
             self._observer.volume_created(
@@ -123,6 +128,7 @@ class Provisioner:
                 seconds=time.perf_counter() - started,
                 host_bytes=provisioning.host_bytes,
             )
+        return written
 
     def _make_from_image(
         self, record: VolumeRecord, target: VolumeTarget, claim: Claim | None
@@ -169,20 +175,22 @@ class Provisioner:
                 f"volume {claim.volume_id}: {claim.claimant} lost its claim to another worker"
             )
 
-    def _finish(self, record: VolumeRecord, claim: Claim | None, outcome: VolumeOutcome) -> bool:
-        """Record the outcome; False (and nothing written) when another worker took over."""
+    def _finish(
+        self, record: VolumeRecord, claim: Claim | None, outcome: VolumeOutcome
+    ) -> VolumeRecord | None:
+        """Record the outcome: the volume as written, or None (and nothing written) when
+        another worker took over."""
         if claim is None:
-            self._records.update(record.id, **outcome.columns())
-            return True
-        if finish(self._sessions, claim, outcome):
-            return True
-        log.warning(
-            "volume %s: %s stalled past its lease and another worker took the volume over; "
-            "leaving the outcome to it",
-            record.id,
-            claim.claimant,
-        )
-        return False
+            return self._records.update(record.id, **outcome.columns())
+        written = finish(self._sessions, claim, outcome)
+        if written is None:
+            log.warning(
+                "volume %s: %s stalled past its lease and another worker took the volume "
+                "over; leaving the outcome to it",
+                record.id,
+                claim.claimant,
+            )
+        return written
 
     def _mark_downloading(self, record: VolumeRecord, claim: Claim | None) -> None:
         if claim is None:
@@ -190,19 +198,23 @@ class Provisioner:
         elif not mark_downloading(self._sessions, claim):
             raise ClaimLost(f"volume {record.id}: lost its claim before the download")
 
-    def _give_up(self, record: VolumeRecord, claim: Claim | None, max_attempts: int) -> None:
+    def _give_up(
+        self, record: VolumeRecord, claim: Claim | None, max_attempts: int
+    ) -> VolumeRecord | None:
         """The workers that made this volume died ``max_attempts`` times: stop trying."""
         message = (
             f"the workers making this volume died {max_attempts} times (killed, out of memory "
             "or the node went down); see their logs, then delete the volume and create it again"
         )
-        if self._finish(record, claim, VolumeOutcome.failed(message)):
+        written = self._finish(record, claim, VolumeOutcome.failed(message))
+        if written is not None:
             log.error("volume %s failed: %s", record.id, message)
             if record.flexvol:
                 flexvol = self._topology.get(record.flexvol)
                 VolumeTarget(volume_id=record.id, flexvol=flexvol, size_bytes=0).remove_files()
             if self._observer is not None:
                 self._observer.volume_failed(source=_source_kind(record))
+        return written
 
     def _clean_cache(self, flexvol: FlexVol) -> None:
         try:

@@ -30,7 +30,7 @@ def run_bench(*args: str) -> subprocess.CompletedProcess[str]:
 @pytest.fixture(scope="module")
 def report() -> dict[str, Any]:
     require_loopback()
-    result = run_bench("--sizes", SIZE, "--volumes", "3", "--slow-volumes", "1", "--json")
+    result = run_bench("--sizes", SIZE, "--volumes", "3", "--slow-volumes", "1", "--api", "--json")
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
@@ -46,6 +46,17 @@ def test_every_path_is_measured(report: dict[str, Any]) -> None:
     assert report["paths"]["direct-clone"][SIZE]["volumes"] == 3
     assert report["reference"][SIZE]["median_s"] > 0
     assert {target["name"] for target in report["targets"]}
+
+
+def test_api_latency_is_measured_over_the_running_service(report: dict[str, Any]) -> None:
+    # `bootvol serve` in its own process: POST /volumes, then polling until available.
+    api = report["api"]
+    assert 0 < api["post_to_available_ms"]["median"] <= api["post_to_available_ms"]["p95"]
+    assert api["volumes"] == 3 and len(api["samples_ms"]) == 3
+    # The image is in the image store: every volume over the API is a clone.
+    assert set(api["paths"]) <= {"direct-clone", "cache-clone"}
+    assert sum(api["paths"].values()) == 3
+    assert any(t["name"].startswith("over the API") for t in report["targets"])
 
 
 def test_only_the_naive_paths_pass_image_bytes_through_the_host(report: dict[str, Any]) -> None:

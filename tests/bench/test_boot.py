@@ -70,6 +70,14 @@ def test_downloaded_and_cached_images_are_both_measured(report: dict[str, Any]) 
     assert download["filled_cache"] and download["host_bytes"] > MiB
     assert clone["flexvol"] == download["flexvol"]
     assert not clone["filled_cache"] and clone["host_bytes"] < MiB
+    # The machine-readable summary, and its two targets judged on the same figures.
+    cached = report["boot"]["cached"]
+    assert cached["active_s"]["median"] == clone["to_active_s"]
+    assert cached["guest_line_s"]["median"] == clone["to_guest_line_s"]
+    assert report["boot"]["download"]["active_s"]["median"] == download["to_active_s"]
+    active, share = report["targets"]
+    assert active["passed"] == (clone["to_active_s"] <= 1.0)
+    assert share["passed"] == (clone["to_active_s"] / clone["to_guest_line_s"] < 0.10)
 
 
 def test_the_storm_fetches_its_image_once_per_flexvol(report: dict[str, Any]) -> None:

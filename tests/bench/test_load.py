@@ -19,3 +19,6 @@ def test_twenty_creations_at_once_none_lost(mounts: dict[str, Path]) -> None:
     # The uncached image reached each FlexVol's cache exactly once.
     assert result.uncached_fills and set(result.uncached_fills.values()) == {1}
     assert result.passed
+    figures = result.to_dict()
+    assert figures["volumes_per_s"] > 0
+    assert 0 < figures["accepted_s"] <= figures["seconds"]
