@@ -120,7 +120,7 @@ class QuotaExceeded(BootvolError):
 
 class BenchmarkFailed(BootvolError):
     """``bootvol bench``: a volume took another path than the one being measured, or a
-    tool of the by-hand reference (curl, md5sum, qemu-img) failed."""
+    tool of the by-hand reference (curl, sha512sum, qemu-img) failed."""
 
     exit_code = 12
 

@@ -2,7 +2,7 @@
 
 cluster.py    the throwaway estate: XFS reflink FlexVols on loop devices (or folders)
 server.py     the stand-in remote image service: an HTTP server in its own process
-reference.py  the naive path run by hand (curl, md5sum, qemu-img) beside the download
+reference.py  the naive path run by hand (curl, sha512sum, qemu-img) beside the download
 runner.py     the measurements, path by path and size by size
 results.py    what was measured (dataclasses), its statistics, the targets, the JSON
 boot.py       ``--boot``: servers booted from bootvol volumes, timed from the request

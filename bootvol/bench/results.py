@@ -130,7 +130,7 @@ class Reference:
 
     @property
     def same_guarantees(self) -> list[float]:
-        """``curl -o`` + ``md5sum`` + ``qemu-img convert -t none``: checked and durable."""
+        """``curl -o`` + ``sha512sum`` + ``qemu-img convert -t none``: checked and durable."""
         return [r.same_guarantees_s for r in self.rounds]
 
 
@@ -382,10 +382,10 @@ def _reference_json(size: SizeResult) -> dict[str, Any]:
             size.paths[BenchPath.DOWNLOAD].median_s / reference.median_s, 3
         ),
         "same_guarantees": {
-            "what": "curl -o, md5sum, qemu-img convert -t none (verified and durable)",
+            "what": "curl -o, sha512sum, qemu-img convert -t none (verified and durable)",
             "median_s": round(median(reference.same_guarantees), 6),
             "p95_s": round(p95(reference.same_guarantees), 6),
-            "md5sum_s": [round(r.md5sum_s, 6) for r in rounds],
+            "checksum_s": [round(r.checksum_s, 6) for r in rounds],
             "durable_convert_s": [round(r.durable_convert_s, 6) for r in rounds],
             "download_vs_same_guarantees": round(
                 size.paths[BenchPath.DOWNLOAD].median_s / median(reference.same_guarantees), 3

@@ -196,6 +196,7 @@ class _SizeRun:
                 url=self.server.url_for(f"{self.folder.name}/{built.qcow2.name}"),
                 size=qcow2.size,
                 checksum=qcow2.checksum,
+                os_hash_value=qcow2.os_hash_value,  # as Glance records: verified, not md5
             )
         )
         return _Images(built=built, raw=raw, qcow2=qcow2, remote=remote)
@@ -269,7 +270,7 @@ class _SizeRun:
         """Downloads alternating with the by-hand reference (see bench.reference) on the
         same FlexVol, so both meet the same machine state: page cache, writeback, and
         memory a hypervisor has taken back and must fault in again."""
-        reference.tools()  # fail before any measurement if curl or md5sum is missing
+        reference.tools()  # fail before any measurement if curl or sha512sum is missing
         url = image.location.url if image.location else ""
         folder = self.app.topology.get(DOWNLOAD_FLEXVOL).path / "bench-reference"
         folder.mkdir()

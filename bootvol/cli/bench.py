@@ -217,7 +217,7 @@ def _reference_rows(size: SizeResult) -> list[tuple[str, ...]]:
             _seconds(p95(checked)),
             _speedup(size.speedup(median(checked))),
             "-",
-            "curl, md5sum, qemu-img -t none",
+            "curl, sha512sum, qemu-img -t none",
         ),
     ]
 

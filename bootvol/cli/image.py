@@ -27,6 +27,18 @@ def create(
         ..., "--disk-format", help="raw, qcow2, vmdk, vhd, vhdx or vdi."
     ),
     container_format: str = typer.Option("bare", "--container-format"),
+    size: int | None = typer.Option(
+        None, "--size", min=0, help="--url: the image's size in bytes, checked on download."
+    ),
+    checksum: str | None = typer.Option(
+        None, "--checksum", help="--url: its md5 (Glance's checksum), checked on download."
+    ),
+    sha512: str | None = typer.Option(
+        None,
+        "--sha512",
+        help="--url: its sha512 (Glance's os_hash_value), checked on download instead of "
+        "the md5 (faster and stronger).",
+    ),
     json_: bool = output.JsonOption,
 ) -> None:
     """Create an image from a local file (uploaded, checked) or a URL (downloaded on use)."""
@@ -34,7 +46,13 @@ def create(
         raise InvalidRequest("give exactly one of --file or --url")
     service = bootvol(ctx).images
     request = ImageCreate(
-        name=name, disk_format=disk_format, container_format=container_format, url=url
+        name=name,
+        disk_format=disk_format,
+        container_format=container_format,
+        url=url,
+        size=size,
+        checksum=checksum,
+        os_hash_value=sha512,
     )
     if url is not None:
         record = service.create(request)

@@ -15,6 +15,7 @@ The operator's CLI (OPERATOR) addresses images by id or unique name; the API by 
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -62,7 +63,8 @@ class ImageCreate:
     url: str | None = None
     # Optional promises about a remote image, verified when it is downloaded.
     size: int | None = None
-    checksum: str | None = None
+    checksum: str | None = None  # md5, Glance's checksum
+    os_hash_value: str | None = None  # sha512, Glance's os_hash_value: verified instead of md5
     # Glance's fields, for images made through the API.
     id: str | None = None
     owner: str | None = None  # a project id; the caller's project when None
@@ -146,6 +148,8 @@ class ImageService:
             location=ImageLocation.remote(request.url) if request.url else None,
             size=request.size,
             checksum=request.checksum,
+            os_hash_algo=HASH_ALGO if request.os_hash_value else None,
+            os_hash_value=request.os_hash_value,
             owner=owner,
             visibility=visibility,
             protected=request.protected,
@@ -400,6 +404,15 @@ def _validate(request: ImageCreate) -> None:
         )
     if request.url is not None:
         ImageLocation.remote(request.url)  # refused unless http(s)
+    elif request.checksum or request.os_hash_value or request.size is not None:
+        # Uploaded bytes are measured and hashed as they arrive: nothing to promise.
+        raise InvalidRequest("a size or hashes are promised only for a remote image (a URL)")
+    for name, value, digits in (
+        ("checksum (md5)", request.checksum, 32),
+        (f"os_hash_value ({HASH_ALGO})", request.os_hash_value, 128),
+    ):
+        if value is not None and not re.fullmatch(f"[0-9a-fA-F]{{{digits}}}", value):
+            raise InvalidRequest(f"{name} must be {digits} hexadecimal digits, not {value!r}")
 
 
 def _read_file(path: Path) -> Iterable[bytes]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bootvol.db.models import ImageStatus, VolumeStatus
+from bootvol.db.models import ImageStatus, VolumeRecord, VolumeStatus
 from bootvol.errors import ImageRefused, InsufficientSpace, InvalidRequest, NotFound
 from bootvol.images.service import ImageCreate
 from bootvol.volumes.service import VolumeCreate
@@ -107,6 +107,36 @@ def test_remote_checksum_mismatch_fails_the_volume_and_leaves_no_cache(estate: E
     assert volume.status == VolumeStatus.ERROR
     assert "md5 checksum" in volume.message
     assert leftovers(estate) == []
+
+
+def test_remote_sha512_is_verified_instead_of_the_md5(estate: Estate) -> None:
+    # Glance's os_hash_value (sha512) is the hash checked when the record has one: a right
+    # md5 does not let through bytes whose sha512 differs, and a right sha512 alone passes.
+    raw = estate.sample("disk.raw", size_mib=4)
+    right_md5 = hashlib.md5(raw.read_bytes()).hexdigest()
+
+    def volume_of(**hashes: str) -> VolumeRecord:
+        image = estate.app.images.create(
+            ImageCreate(name="r", disk_format="raw", url=estate.url("disk.raw"), **hashes)
+        )
+        assert image.os_hash_algo == "sha512"
+        return estate.app.volumes.create(VolumeCreate(image=image.id, size_gib=1, flexvol="vol_a"))
+
+    wrong = volume_of(checksum=right_md5, os_hash_value=hashlib.sha512(b"other").hexdigest())
+    assert wrong.status == VolumeStatus.ERROR and "sha512" in wrong.message
+    assert leftovers(estate) == []
+    right = volume_of(os_hash_value=hashlib.sha512(raw.read_bytes()).hexdigest())
+    assert right.status == VolumeStatus.AVAILABLE
+
+
+def test_promised_hashes_must_be_hex_digests_of_their_length(estate: Estate) -> None:
+    url = estate.url("disk.raw")
+    with pytest.raises(InvalidRequest, match="128 hexadecimal digits"):
+        estate.app.images.create(
+            ImageCreate(name="r", disk_format="raw", url=url, os_hash_value="abc")
+        )
+    with pytest.raises(InvalidRequest, match="only for a remote image"):
+        estate.app.images.create(ImageCreate(name="r", disk_format="raw", checksum="0" * 32))
 
 
 def test_remote_source_that_ends_early_fails_the_volume(estate: Estate) -> None:
