@@ -245,9 +245,7 @@ class BootBenchResult:
                 "cached": self.cases[BootCase.CACHE_CLONE].summary_json(),
                 "download": self.cases[BootCase.DOWNLOAD].summary_json(),
             },
-            "targets": [
-                {"name": t.name, "passed": t.passed, "detail": t.detail} for t in self.targets()
-            ],
+            "targets": [t.to_json() for t in self.targets()],
             "cluster": self.cluster,
             "accel": self.accel,
             "flavor": self.flavor,

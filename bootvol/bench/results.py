@@ -186,6 +186,9 @@ class Target:
     passed: bool | None  # None: this run cannot tell (e.g. only one image size)
     detail: str
 
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "passed": self.passed, "detail": self.detail}
+
 
 @dataclass(frozen=True)
 class BenchResult:
@@ -343,9 +346,7 @@ class BenchResult:
                 for s in self.sizes
             },
             "layouts_by_size": {s.key: [t.to_json() for t in s.layouts] for s in self.sizes},
-            "targets": [
-                {"name": t.name, "passed": t.passed, "detail": t.detail} for t in self.targets()
-            ],
+            "targets": [t.to_json() for t in self.targets()],
         }
 
 

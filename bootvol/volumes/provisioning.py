@@ -55,9 +55,12 @@ class Provisioner:
         self._settings = settings
         self._observer = observer
 
-    def provision(self, volume_id: str) -> VolumeRecord:
-        """Make an accepted volume; it ends ``available`` or ``error`` (with its message)."""
-        record = self._records.get_by_id(volume_id)
+    def provision(self, volume_id: str, *, accepted: VolumeRecord | None = None) -> VolumeRecord:
+        """Make an accepted volume; it ends ``available`` or ``error`` (with its message).
+
+        ``accepted`` is the record ``VolumeService.accept`` just wrote, when the caller
+        makes the volume at once (a synchronous creation): it is not read again."""
+        record = accepted if accepted is not None else self._records.get_by_id(volume_id)
         if record is None:
             raise NotFound(f"volume {volume_id} disappeared before it was made")
         if record.status not in (VolumeStatus.CREATING, VolumeStatus.DOWNLOADING):

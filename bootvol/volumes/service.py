@@ -135,7 +135,7 @@ class VolumeService:
     def create(self, request: VolumeCreate) -> VolumeRecord:
         """Create a volume synchronously (the CLI's way); returns it ``available`` or ``error``."""
         record = self.accept(request, caller=OPERATOR, claimant=this_process())
-        return self.provisioner.provision(record.id)
+        return self.provisioner.provision(record.id, accepted=record)
 
     def accept(
         self, request: VolumeCreate, *, caller: Caller, claimant: str | None = None
