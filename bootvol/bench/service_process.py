@@ -8,9 +8,8 @@ FlexVols) as the benchmark's ``Bootvol``, which checks the results.
 
 from __future__ import annotations
 
-import signal
+import os
 import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -18,9 +17,11 @@ from types import TracebackType
 
 import httpx
 
+from bootvol.bench.processes import Child, start_child, stop_children
 from bootvol.errors import BenchmarkFailed
 
 START_TIMEOUT_S = 120.0  # a bound for a hang, not a target
+STOP_GRACE_S = 60.0  # volumes being made get this long to finish
 
 
 class ServiceProcess:
@@ -30,22 +31,21 @@ class ServiceProcess:
         self._config = config
         self._workers = workers
         self._log = log
-        self._process: subprocess.Popen[bytes] | None = None
+        self._child: Child | None = None
         self.base_url = ""
 
     def __enter__(self) -> ServiceProcess:
         port = _free_port()
         self.base_url = f"http://127.0.0.1:{port}"
         command = [sys.executable, "-m", "bootvol", "--config", str(self._config), "serve"]
-        with self._log.open("wb") as log:
-            self._process = subprocess.Popen(
-                [*command, "--port", str(port), "--workers", str(self._workers)],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-            )
+        self._child = start_child(
+            "bootvol serve",
+            [*command, "--port", str(port), "--workers", str(self._workers)],
+            output=self._log,
+            env=os.environ,
+        )
         try:
-            self._wait_until_serving()
+            self._wait_until_serving(self._child)
         except BaseException:
             self._stop()
             raise
@@ -59,31 +59,25 @@ class ServiceProcess:
     ) -> None:
         self._stop()
 
-    def _wait_until_serving(self) -> None:
-        assert self._process is not None
+    def _wait_until_serving(self, child: Child) -> None:
         deadline = time.monotonic() + START_TIMEOUT_S
-        while self._process.poll() is None and time.monotonic() < deadline:
+        while child.alive() and time.monotonic() < deadline:
             try:
                 httpx.get(f"{self.base_url}/identity/v3", timeout=5).raise_for_status()
                 return
             except httpx.HTTPError:
                 time.sleep(0.05)  # not listening yet: the child is still importing
         raise BenchmarkFailed(
-            f"`bootvol serve` did not start (exit status {self._process.poll()}); "
+            f"`bootvol serve` did not start (exit status {child.process.poll()}); "
             f"its output:\n{self._tail()}"
         )
 
     def _stop(self) -> None:
-        if self._process is None:
-            return
-        # SIGINT, as Ctrl-C: uvicorn shuts down, then the workers finish what they hold.
-        self._process.send_signal(signal.SIGINT)
-        try:
-            self._process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
-        self._process = None
+        if self._child is not None:
+            # SIGTERM: uvicorn shuts down, the workers finish what they hold; then the
+            # whole group (qemu-img children included) is gone.
+            stop_children([self._child], grace_seconds=STOP_GRACE_S)
+            self._child = None
 
     def _tail(self, lines: int = 30) -> str:
         try:
