@@ -43,7 +43,7 @@ from types import TracebackType
 
 from sqlalchemy import or_, select, update
 
-from bootvol.db.models import VolumeRecord, VolumeStatus, utcnow
+from bootvol.db.models import VolumeRecord, VolumeStatus, as_utc, utcnow
 from bootvol.db.session import SessionFactory
 from bootvol.volumes.volume_file import ProvisionedVolume
 
@@ -120,10 +120,10 @@ def _held(claim: Claim):  # type: ignore[no-untyped-def]
     )
 
 
-def renew(sessions: SessionFactory, claim: Claim, *, lease_seconds: float) -> bool:
-    """Extend the lease of ``claim``; False when it is no longer held."""
+def renew(sessions: SessionFactory, claim: Claim, *, lease_seconds: float) -> dt.datetime | None:
+    """Extend the lease of ``claim``: its new end, or None when it is no longer held."""
     expires = utcnow() + dt.timedelta(seconds=lease_seconds)
-    return _write(sessions, claim, {"lease_expires_at": expires})
+    return expires if _write(sessions, claim, {"lease_expires_at": expires}) else None
 
 
 def mark_downloading(sessions: SessionFactory, claim: Claim) -> bool:
@@ -196,12 +196,24 @@ def _write(sessions: SessionFactory, claim: Claim, columns: dict[str, object]) -
 
 
 class Lease:
-    """Renew a claim from a background thread for the duration of a ``with`` block."""
+    """Renew a claim from a background thread for the duration of a ``with`` block.
 
-    def __init__(self, sessions: SessionFactory, claim: Claim, *, lease_seconds: float) -> None:
+    ``expires_at`` is the lease the claim was taken with (the volume's ``lease_expires_at``).
+    """
+
+    def __init__(
+        self,
+        sessions: SessionFactory,
+        claim: Claim,
+        *,
+        lease_seconds: float,
+        expires_at: dt.datetime | None = None,
+    ) -> None:
         self._sessions = sessions
         self._claim = claim
         self._lease_seconds = lease_seconds
+        # The end of the lease this process last wrote, by this host's clock.
+        self._expires_at = as_utc(expires_at) if expires_at is not None else None
         self._stop = threading.Event()
         self._thread = threading.Thread(
             target=self._renew, name=f"lease-{claim.volume_id[:8]}", daemon=True
@@ -220,14 +232,25 @@ class Lease:
         self._stop.set()
         self._thread.join()
 
+    def certainly_held(self) -> bool:
+        """Whether the claim is held for sure without asking the database: more than half
+        of the lease this process last wrote remains. No worker takes a volume over before
+        its lease ran out; the half lease covers clocks of nodes that disagree (and a
+        process stalled past it finds its lease run out here first, and asks)."""
+        margin = dt.timedelta(seconds=self._lease_seconds / 2)
+        return self._expires_at is not None and utcnow() < self._expires_at - margin
+
     def _renew(self) -> None:
         # A third of the lease: two renewals may fail (a database hiccup) before it runs out.
         while not self._stop.wait(self._lease_seconds / 3):
             try:
-                held = renew(self._sessions, self._claim, lease_seconds=self._lease_seconds)
+                expires = renew(self._sessions, self._claim, lease_seconds=self._lease_seconds)
             except Exception:  # try again at the next beat; the lease has slack for it
                 log.exception("renewing the claim on volume %s failed", self._claim.volume_id)
                 continue
+            held = expires is not None
+            if held:
+                self._expires_at = expires
             if not held:
                 if self._stop.is_set():
                     return  # the volume was finished meanwhile: the claim ended, not lost

@@ -65,13 +65,17 @@ class Provisioner:
             raise NotFound(f"volume {volume_id} disappeared before it was made")
         if record.status not in (VolumeStatus.CREATING, VolumeStatus.DOWNLOADING):
             raise Conflict(f"volume {volume_id} is {record.status}; only creating volumes are made")
-        claim = None
-        lease: contextlib.AbstractContextManager[object] = contextlib.nullcontext()
+        claim = lease = None
         if record.claimed_by is not None:
             claim = Claim(volume_id=record.id, claimant=record.claimed_by, attempt=record.attempts)
-            lease = Lease(self._sessions, claim, lease_seconds=self._settings.workers.lease_seconds)
-        with lease:
-            written = self._make(record, claim)
+            lease = Lease(
+                self._sessions,
+                claim,
+                lease_seconds=self._settings.workers.lease_seconds,
+                expires_at=record.lease_expires_at,
+            )
+        with lease or contextlib.nullcontext():
+            written = self._make(record, claim, lease)
         if record.image_id and record.flexvol:
             # After the outcome is written: the volume does not wait for the cleaner.
             self._clean_cache(self._topology.get(record.flexvol))
@@ -84,7 +88,9 @@ class Provisioner:
         for flexvol in self._topology:
             self._clean_cache(flexvol)
 
-    def _make(self, record: VolumeRecord, claim: Claim | None) -> VolumeRecord | None:
+    def _make(
+        self, record: VolumeRecord, claim: Claim | None, lease: Lease | None
+    ) -> VolumeRecord | None:
         """Make the volume and write its outcome; the volume as written (None when another
         worker took it over)."""
         max_attempts = self._settings.workers.max_attempts
@@ -99,7 +105,7 @@ class Provisioner:
                 volume_id=record.id,
                 flexvol=flexvol,
                 size_bytes=record.size_gib * GiB,
-                check_claim=lambda: self._check_claim(claim),
+                check_claim=lambda: self._check_claim(claim, lease),
             )
             target.remove_files()  # left by a worker that died making this volume
             if record.image_id:
@@ -172,7 +178,9 @@ class Provisioner:
             image_metadata=source.image_metadata,
         )
 
-    def _check_claim(self, claim: Claim | None) -> None:
+    def _check_claim(self, claim: Claim | None, lease: Lease | None) -> None:
+        if lease is not None and lease.certainly_held():
+            return  # a query less on every clone: nobody can have taken it over yet
         if claim is not None and not holds(self._sessions, claim):
             raise ClaimLost(
                 f"volume {claim.volume_id}: {claim.claimant} lost its claim to another worker"
