@@ -19,6 +19,7 @@ into a class below whose message says what went wrong and what to do about it.
     ├── StorageError                 exit 7   a storage operation failed
     │   └── CloneNotSupported                 the filesystem cannot reflink (workflow falls back)
     ├── HypervisorError              exit 13  libvirt refused or failed (define, start, stop…)
+    ├── AddressInUse                 exit 14  `bootvol serve` cannot listen on its address
     ├── Unauthorized                 exit 9   unknown credentials, or a missing/expired token
     ├── Forbidden                    exit 10  the caller's role or project does not allow it
     ├── QuotaExceeded                exit 11  the project's volume or gigabyte quota is used up
@@ -98,6 +99,12 @@ class ClaimLost(Conflict):
 
 class CloneNotSupported(StorageError):
     """The FlexVol's filesystem refuses FICLONE (ext4, tmpfs, or two different filesystems)."""
+
+
+class AddressInUse(BootvolError):
+    """The address ``bootvol serve`` was to listen on is taken (or not this machine's)."""
+
+    exit_code = 14
 
 
 class Unauthorized(BootvolError):

@@ -8,6 +8,7 @@ thread (tests, embedding).
 
 from __future__ import annotations
 
+import errno
 import logging
 import socket
 import threading
@@ -19,6 +20,7 @@ import uvicorn
 
 from bootvol.api.app import create_app
 from bootvol.background import Background
+from bootvol.errors import AddressInUse
 from bootvol.identity import clouds
 from bootvol.identity.service import ADMIN_NAME
 from bootvol.runtime import Bootvol
@@ -82,20 +84,17 @@ class Server:
 
     def run(self) -> None:
         """Serve until interrupted (SIGINT, SIGTERM)."""
+        listening = self._listen()  # before the workers start: a taken port fails alone
         self._background.start()
         try:
-            self._make_uvicorn().run()
+            self._make_uvicorn().run(sockets=[listening])
         finally:
             self._background.stop()
+            listening.close()
 
     def start(self) -> None:
         """Serve from a background thread; returns once the port accepts connections."""
-        # IPPROTO_TCP named: asyncio sets TCP_NODELAY only on sockets that say they are TCP,
-        # and without it a response's last segment waits for the client's delayed ACK.
-        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._socket.bind((self.host, self.port))
-        self.port = self._socket.getsockname()[1]  # port 0: the kernel picked one
+        self._socket = self._listen()
         self._background.start()
         server = self._make_uvicorn()
         self._thread = threading.Thread(
@@ -116,11 +115,35 @@ class Server:
             self._socket.close()
         self._background.stop()
 
+    def _listen(self) -> socket.socket:
+        """The listening socket (uvicorn's own bind exits 3, which says "not found" here)."""
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        # IPPROTO_TCP named: asyncio sets TCP_NODELAY only on sockets that say they are TCP,
+        # and without it a response's last segment waits for the client's delayed ACK.
+        listening = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            listening.bind((self.host, self.port))
+        except OSError as exc:
+            listening.close()
+            if exc.errno == errno.EADDRINUSE:
+                raise AddressInUse(
+                    f"{self.host}:{self.port} is already in use by another process; stop it "
+                    "or serve on another --port"
+                ) from exc
+            raise AddressInUse(
+                f"cannot listen on {self.host}:{self.port}: {exc.strerror}; give an address "
+                "of this machine with --host"
+            ) from exc
+        self.port = listening.getsockname()[1]  # port 0: the kernel picked one
+        return listening
+
     def _make_uvicorn(self) -> uvicorn.Server:
         app = create_app(self.bootvol, public_url=self.public_url)
         # log_config=None: uvicorn logs through bootvol's logging setup (-v shows requests).
+        # access_log=False: bootvol.api.requests logs each request, with its request id.
         config = uvicorn.Config(
-            app, host=self.host, port=self.port, log_config=None, lifespan="off"
+            app, host=self.host, port=self.port, log_config=None, lifespan="off", access_log=False
         )
         self._uvicorn = uvicorn.Server(config)
         return self._uvicorn

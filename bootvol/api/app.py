@@ -14,7 +14,7 @@ from bootvol.api import (
     volume,
     volume_attachments,
 )
-from bootvol.api.headers import OpenStackHeaders
+from bootvol.api.requests import OpenStackRequests
 from bootvol.metrics import CONTENT_TYPE
 from bootvol.runtime import Bootvol
 
@@ -45,5 +45,5 @@ def create_app(bootvol: Bootvol, *, public_url: str | None = None) -> FastAPI:
         """Prometheus text format: volumes per path, creation seconds, cache, bytes."""
         return Response(bootvol.metrics.exposition(), media_type=CONTENT_TYPE)
 
-    app.add_middleware(OpenStackHeaders)
+    app.add_middleware(OpenStackRequests)
     return app

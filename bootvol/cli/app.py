@@ -61,15 +61,26 @@ def main_options(
     ),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log each step."),
 ) -> None:
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(message)s",
-        handlers=[RichHandler(console=output.errors, show_path=False)],
-    )
+    _configure_logging(verbose=verbose)
     logging.getLogger("alembic").setLevel(logging.WARNING)  # migrations are not news
     cli_state = state(ctx)
     cli_state.config = config
     cli_state.data_dir = data_dir
+
+
+def _configure_logging(*, verbose: bool) -> None:
+    """Rich's columns on a terminal; one plain line per record otherwise (a journal, a file
+    or a pipe), never wrapped, so that each line can be grepped and parsed."""
+    level = logging.INFO if verbose else logging.WARNING
+    if output.errors.is_terminal:
+        handler: logging.Handler = RichHandler(console=output.errors, show_path=False)
+        logging.basicConfig(level=level, format="%(message)s", handlers=[handler])
+    else:
+        logging.basicConfig(
+            level=level,
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+            stream=sys.stderr,
+        )
 
 
 def main() -> None:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+
 import typer
 
+from bootvol.api.requests import access_log
 from bootvol.cli import output
 from bootvol.cli.context import bootvol
 from bootvol.identity import clouds
@@ -25,6 +28,7 @@ def serve(
     ),
 ) -> None:
     """Serve /identity/v3, /image/v2 and /volume/v3 (and /metrics) until interrupted."""
+    access_log.setLevel(logging.INFO)  # one line per request, as a server's log has them
     server = Server(bootvol(ctx), host=host, port=port, public_url=public_url, workers=workers)
     prepared = server.prepare()
     if prepared.entry is None:
@@ -38,6 +42,7 @@ def serve(
         typer.echo(f"# {prepared.clouds_yaml} (mode 0600) has this cloud; use it with:")
         typer.echo(f"#   export OS_CLIENT_CONFIG_FILE={prepared.clouds_yaml}")
         typer.echo(f"#   openstack --os-cloud {clouds.CLOUD_NAME} volume list")
-        typer.echo(clouds.render(prepared.entry), nl=False)
+        typer.echo("# (the admin's password is in that file only: it is never printed)")
+        typer.echo(clouds.render(clouds.without_password(prepared.entry)), nl=False)
     typer.echo(f"# serving {server.base_url} (identity, image, volume APIs; /metrics)")
     server.run()

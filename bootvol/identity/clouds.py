@@ -61,3 +61,9 @@ def write_cloud(path: Path, entry: dict[str, Any], *, cloud: str = CLOUD_NAME) -
 
 def render(entry: dict[str, Any], *, cloud: str = CLOUD_NAME) -> str:
     return yaml.safe_dump({"clouds": {cloud: entry}}, sort_keys=False)
+
+
+def without_password(entry: dict[str, Any]) -> dict[str, Any]:
+    """The entry to show: a password printed lands in terminals' scrollback and journals."""
+    auth = {key: value for key, value in entry["auth"].items() if key != "password"}
+    return {**entry, "auth": auth}

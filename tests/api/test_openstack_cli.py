@@ -36,16 +36,20 @@ def _free_port() -> int:
 
 
 @contextmanager
-def serving(data_dir: Path) -> Iterator[tuple[int, str]]:
-    """`bootvol serve` in a subprocess; yields its port and what it printed."""
+def serving(data_dir: Path, *, log: Path | None = None) -> Iterator[tuple[int, str]]:
+    """`bootvol serve` in a subprocess; yields its port and what it printed (its log, a
+    file as in a journal, goes to ``log``)."""
     port = _free_port()
-    process = subprocess.Popen(
-        [*BOOTVOL, "--data-dir", str(data_dir), "serve", "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-        text=True,
-    )
+    log = log or data_dir.parent / "serve.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("w") as sink:
+        process = subprocess.Popen(
+            [*BOOTVOL, "--data-dir", str(data_dir), "serve", "--port", str(port)],
+            stdout=subprocess.PIPE,
+            stderr=sink,
+            stdin=subprocess.DEVNULL,
+            text=True,
+        )
     assert process.stdout is not None
     try:
         printed = []
@@ -59,7 +63,7 @@ def serving(data_dir: Path) -> Iterator[tuple[int, str]]:
                 httpx.get(f"http://127.0.0.1:{port}/identity/v3", timeout=1)
                 break
             except httpx.TransportError:
-                assert process.poll() is None, process.stderr.read() if process.stderr else ""
+                assert process.poll() is None, log.read_text()
                 assert time.monotonic() < deadline, "bootvol serve did not start"
                 time.sleep(0.1)
         yield port, "".join(printed)
@@ -84,9 +88,17 @@ def test_openstack_command_against_bootvol_serve(tmp_path: Path) -> None:
         assert entry["auth"]["auth_url"] == f"http://127.0.0.1:{port}/identity/v3"
         assert entry["auth"]["username"] == "admin" and entry["auth"]["project_name"] == "admin"
         assert entry["identity_api_version"] == 3 and entry["volume_api_version"] == 3
-        assert yaml.safe_load(
+        # The entry is printed without its password: that lives in clouds.yaml (0600) only.
+        password = entry["auth"]["password"]
+        shown = yaml.safe_load(
             "\n".join(line for line in printed.splitlines() if not line.startswith("#"))
-        ) == {"clouds": {"bootvol": entry}}
+        )["clouds"]["bootvol"]
+        assert "password" not in shown["auth"]
+        assert shown == {
+            **entry,
+            "auth": {k: v for k, v in entry["auth"].items() if k != "password"},
+        }
+        assert password not in printed
 
         image = json.loads(
             openstack_cli(
@@ -126,10 +138,26 @@ def test_openstack_command_against_bootvol_serve(tmp_path: Path) -> None:
         openstack_cli(clouds, "image", "delete", "cirros")
         assert app.volumes.list() == [] and app.images.list() == []
         assert not Path(record.file).exists()
-        password = entry["auth"]["password"]
+
+    # Its log went to a file: plain lines, one per request with the id the client got.
+    log = (tmp_path / "serve.log").read_text()
+    assert password not in log
+    access = [line for line in log.splitlines() if "bootvol.access" in line]
+    assert any(" POST /volume/v3/" in line and " 202 " in line for line in access), log
+    assert all(line.split()[4].startswith("req-") and line.endswith(" ms") for line in access)
 
     # A second start keeps the admin's password and points clouds.yaml at the new port.
-    with serving(data) as (port, _):
+    with serving(data, log=tmp_path / "serve-again.log") as (port, _):
         again = yaml.safe_load(clouds.read_text())["clouds"]["bootvol"]
         assert again["auth"]["password"] == password
         assert again["auth"]["auth_url"] == f"http://127.0.0.1:{port}/identity/v3"
+        # A third on the same port fails alone, with its own exit status and a clear message.
+        taken = subprocess.run(
+            [*BOOTVOL, "--data-dir", str(data), "serve", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert taken.returncode == 14, taken.stderr
+        assert f"127.0.0.1:{port} is already in use" in taken.stderr
+        assert password not in taken.stdout + taken.stderr

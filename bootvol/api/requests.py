@@ -1,4 +1,4 @@
-"""The headers every OpenStack API answers with, as one ASGI middleware.
+"""What every request gets, as one ASGI middleware: OpenStack's headers and an access log line.
 
 Keystone, Glance and Cinder give each response an ``x-openstack-request-id``; Cinder
 negotiates a microversion on every ``/volume/v3`` request (refusing one it does not serve
@@ -6,10 +6,16 @@ before any route runs) and echoes it; Nova echoes the compute microversion asked
 when none) in both of its headers. A plain ASGI middleware rather than Starlette's
 ``BaseHTTPMiddleware``: that one runs each response through a task and a memory stream,
 which cost more than the routes of a fast request.
+
+Each request is logged once it is answered, on the ``bootvol.access`` logger (``bootvol
+serve`` shows it): ``req-… POST /volume/v3/…/volumes 202 8.1 ms``, the request id being the
+one the client got, to find the request in the other logs.
 """
 
 from __future__ import annotations
 
+import logging
+import time
 import uuid
 
 from starlette.datastructures import Headers, MutableHeaders
@@ -18,11 +24,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from bootvol.api import compute, errors, microversion
 from bootvol.errors import BootvolError
 
+access_log = logging.getLogger("bootvol.access")
+
 _VOLUME_PREFIX = "/volume/v3"
 _COMPUTE_PREFIX = "/compute/v2.1"
 
 
-class OpenStackHeaders:
+class OpenStackRequests:
     def __init__(self, app: ASGIApp) -> None:
         self._app = app
 
@@ -30,9 +38,12 @@ class OpenStackHeaders:
         if scope["type"] != "http":
             await self._app(scope, receive, send)
             return
+        started = time.perf_counter()
         path: str = scope["path"]
+        request_id = f"req-{uuid.uuid4()}"
         request_headers = Headers(scope=scope)
-        extra = {"x-openstack-request-id": f"req-{uuid.uuid4()}"}
+        extra = {"x-openstack-request-id": request_id}
+        status = 500  # what the client gets if the app fails before it answers
         if path.startswith(_VOLUME_PREFIX):
             try:
                 version = microversion.requested(request_headers.get(microversion.HEADER))
@@ -42,6 +53,7 @@ class OpenStackHeaders:
                 )
                 response.headers.update(extra)
                 await response(scope, receive, send)
+                _log(request_id, scope, response.status_code, started)
                 return
             # Request.state reads scope["state"]: the routes' Microversion dependency.
             scope.setdefault("state", {})["microversion"] = version
@@ -54,10 +66,25 @@ class OpenStackHeaders:
             extra["Vary"] = "OpenStack-API-Version, X-OpenStack-Nova-API-Version"
 
         async def send_with_headers(message: Message) -> None:
+            nonlocal status
             if message["type"] == "http.response.start":
+                status = message["status"]
                 headers = MutableHeaders(scope=message)
                 for name, value in extra.items():
                     headers[name] = value
             await send(message)
 
-        await self._app(scope, receive, send_with_headers)
+        try:
+            await self._app(scope, receive, send_with_headers)
+        finally:
+            _log(request_id, scope, status, started)
+
+
+def _log(request_id: str, scope: Scope, status: int, started: float) -> None:
+    if access_log.isEnabledFor(logging.INFO):
+        query = scope.get("query_string", b"").decode("latin-1")
+        target = scope["path"] + (f"?{query}" if query else "")
+        milliseconds = (time.perf_counter() - started) * 1000
+        access_log.info(
+            "%s %s %s %d %.1f ms", request_id, scope["method"], target, status, milliseconds
+        )
