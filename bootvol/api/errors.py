@@ -24,6 +24,7 @@ Status codes, where the services differ, follow each one's reference:
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -98,8 +99,10 @@ def status_for(exc: BootvolError, path: str) -> int:
     return 500
 
 
-def error_response(status: int, message: str, *, path: str) -> JSONResponse:
-    headers: dict[str, str] = {}
+def error_response(
+    status: int, message: str, *, path: str, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    headers = dict(headers or {})
     if status == 401 or path.startswith("/identity"):
         body: dict[str, object] = {
             "error": {"code": status, "title": _TITLES.get(status, "Error"), "message": message}
@@ -142,9 +145,19 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
     message = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+    # The routes raise NotFound for a missing object; Starlette's own 404 and 405 mean that
+    # no route matched. Say so, lest a client look for an object that was never the problem.
     if exc.status_code == 404:
-        message = "The resource could not be found."
-    return error_response(exc.status_code, message, path=request.url.path)
+        message = (
+            f"bootvol does not provide {request.method} {request.url.path}: this OpenStack "
+            "API call is not implemented here (the README lists what bootvol serves)"
+        )
+    elif exc.status_code == 405:
+        allowed = (exc.headers or {}).get("Allow", "")
+        message = f"bootvol does not provide {request.method} on {request.url.path}" + (
+            f"; it answers {allowed} there" if allowed else ""
+        )
+    return error_response(exc.status_code, message, path=request.url.path, headers=exc.headers)
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

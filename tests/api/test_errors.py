@@ -186,6 +186,33 @@ def test_microversions(service: Service) -> None:
         assert bad.status_code == 400 and "all_tenants" in bad.json()["badRequest"]["message"]
 
 
+def test_a_route_bootvol_lacks_is_not_a_missing_object(service: Service) -> None:
+    token, body = service.token()
+    project = body["project"]["id"]
+    with service.http() as http:
+        missing_route = http.get(f"/volume/v3/{project}/qos-specs", headers=_headers(token))
+        assert missing_route.status_code == 404
+        message = missing_route.json()["itemNotFound"]["message"]
+        assert f"does not provide GET /volume/v3/{project}/qos-specs" in message
+        missing_object = http.get(
+            f"/volume/v3/{project}/volumes/00000000-0000-0000-0000-000000000000",
+            headers=_headers(token),
+        )
+        assert missing_object.status_code == 404
+        assert "does not provide" not in missing_object.json()["itemNotFound"]["message"]
+        wrong_method = http.put(f"/volume/v3/{project}/volumes", headers=_headers(token))
+        assert wrong_method.status_code == 405
+        assert "does not provide PUT" in json.dumps(wrong_method.json())
+        assert wrong_method.headers["Allow"]  # a method it answers there
+        # Every answer carries its request id, the refusals of the middleware included.
+        refused = http.get(
+            f"/volume/v3/{project}/volumes",
+            headers=_headers(token, **{"OpenStack-API-Version": "volume 3.99"}),
+        )
+        for response in (missing_route, missing_object, wrong_method, refused):
+            assert response.headers["x-openstack-request-id"].startswith("req-")
+
+
 def test_glance_patch_and_protection(service: Service) -> None:
     token, _ = service.token()
     patch_type = "application/openstack-images-v2.1-json-patch"
