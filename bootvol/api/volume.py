@@ -235,8 +235,19 @@ def update_volume(
 
 
 @router.delete("/v3/{project_id}/volumes/{volume_id}", status_code=202)
-def delete_volume(volume_id: str, bootvol: AppDep, caller: ProjectCaller) -> Response:
-    bootvol.volumes.delete(volume_id, caller=caller)
+def delete_volume(
+    volume_id: str,
+    bootvol: AppDep,
+    caller: ProjectCaller,
+    version: Microversion,
+    force: bool = Query(False, description="3.23: delete whatever the status (admins only)"),
+    cascade: bool = Query(False, description="Snapshots too (bootvol has none to delete)"),
+) -> Response:
+    """Delete an available or errored volume; ``force`` (3.23, as ``os-force_delete``)
+    whatever its status."""
+    if force and not version.at_least("3.23"):
+        raise InvalidRequest("force is a query parameter of microversion 3.23 and later")
+    bootvol.volumes.delete(volume_id, caller=caller, force=force)
     return Response(status_code=202)
 
 
@@ -280,8 +291,10 @@ def delete_metadata(volume_id: str, key: str, bootvol: AppDep, caller: ProjectCa
 def volume_action(
     volume_id: str, body: VolumeActionBody, bootvol: AppDep, caller: ProjectCaller
 ) -> Response:
-    """The volume actions bootvol serves: ``os-extend``, and those a compute service calls
-    around an attachment (``os-reserve`` … ``os-detach``, ``os-set_bootable``)."""
+    """The volume actions bootvol serves: ``os-extend``, ``os-set_bootable``,
+    ``os-update_readonly_flag``, those a compute service calls around an attachment
+    (``os-reserve`` … ``os-detach``), and the admins' ``os-reset_status`` and
+    ``os-force_delete``."""
     asked = body.model_fields_set
     if len(asked) != 1 or body.model_extra:
         others = ", ".join([*(body.model_extra or {}), *sorted(asked)]) or "(none)"
@@ -296,6 +309,10 @@ def volume_action(
         attachments.unreserve(volume.id)
     elif body.os_attach is not None:
         attach = body.os_attach
+        if volume.readonly and attach.mode != "ro":
+            raise InvalidRequest(
+                f"Invalid attaching mode '{attach.mode}' for volume {volume.id}: it is read-only"
+            )
         attachments.attach(
             volume.id,
             server_id=attach.instance_uuid,
@@ -311,6 +328,14 @@ def volume_action(
     elif body.os_set_bootable is not None:
         bootvol.volumes.update(volume.id, caller=caller, bootable=body.os_set_bootable.bootable)
         return Response(status_code=200)  # Cinder answers this one 200
+    elif body.os_update_readonly_flag is not None:
+        bootvol.volumes.set_readonly(
+            volume.id, body.os_update_readonly_flag.readonly, caller=caller
+        )
+    elif body.os_reset_status is not None:
+        bootvol.volumes.reset_status(volume.id, _status(body.os_reset_status.status), caller=caller)
+    elif "os_force_delete" in asked:
+        bootvol.volumes.delete(volume.id, caller=caller, force=True)
     else:
         raise InvalidRequest(f"{next(iter(asked)).replace('_', '-', 1)} needs its parameters")
     return Response(status_code=202)
@@ -492,9 +517,20 @@ class _View:
         return f"{self._backend(record)}#{record.flexvol}" if record.flexvol else None
 
 
+def _status(text: str | None) -> VolumeStatus:
+    try:
+        return VolumeStatus(text or "")
+    except ValueError:
+        known = ", ".join(status.value for status in VolumeStatus)
+        raise InvalidRequest(f"Invalid volume status: {text!r} (one of {known})") from None
+
+
 def _metadata(record: VolumeRecord) -> dict[str, str]:
-    """The user's metadata, then bootvol's provisioning record under ``bootvol:`` keys."""
+    """The user's metadata, Cinder's visible admin metadata (``readonly``), then bootvol's
+    provisioning record under ``bootvol:`` keys."""
     metadata = dict(record.user_metadata or {})
+    if record.readonly:
+        metadata["readonly"] = "True"
     provisioning = record.provisioning
     if provisioning:
         metadata["bootvol:path"] = str(provisioning.path)

@@ -23,6 +23,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -78,6 +79,11 @@ class VolumeStatus(enum.StrEnum):
     IN_USE = "in-use"
     DETACHING = "detaching"
     ERROR = "error"
+    # Cinder's, set only by an admin's os-reset_status (bootvol deletes at once, and keeps
+    # no volume in maintenance itself).
+    DELETING = "deleting"
+    ERROR_DELETING = "error_deleting"
+    MAINTENANCE = "maintenance"
 
 
 class AttachStatus(enum.StrEnum):
@@ -216,6 +222,8 @@ class VolumeRecord(Base):
     # Cinder's volume metadata; "metadata" itself is a reserved attribute in SQLAlchemy.
     user_metadata: Mapped[dict[str, str] | None] = mapped_column(JSON)
     bootable: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Cinder's read-only flag (admin metadata ``readonly``): attachments must be ``ro``.
+    readonly: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     source_volid: Mapped[str | None] = mapped_column(String(36))
     availability_zone: Mapped[str] = mapped_column(String(255), default=DEFAULT_AVAILABILITY_ZONE)
     # Cinder's volume_image_metadata: what the image said of itself when the volume was cut.

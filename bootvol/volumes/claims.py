@@ -160,9 +160,13 @@ class VolumeOutcome:
                 file=str(self.made.file),
                 file_format=self.made.file_format,
                 provisioning=self.made.record,
-                bootable=self.bootable,
                 image_metadata=self.image_metadata,
             )
+            # As Cinder's volume manager: it marks a volume from an image (or a bootable
+            # source) bootable, and never clears the flag a user set while it was made
+            # (`openstack volume create --bootable` sets it right after the request).
+            if self.bootable:
+                columns["bootable"] = True
         return columns
 
 

@@ -79,8 +79,12 @@ class Provisioner:
         if record.image_id and record.flexvol:
             # After the outcome is written: the volume does not wait for the cleaner.
             self._clean_cache(self._topology.get(record.flexvol))
-        if written is None:  # another worker took it over: its record, as it stands now
-            return self._records.get_by_id(record.id) or record
+        if written is None:  # taken over, reset or force-deleted meanwhile
+            now = self._records.get_by_id(record.id)
+            if now is None and record.flexvol:  # force-deleted: the file made is nobody's
+                flexvol = self._topology.get(record.flexvol)
+                _remove_quietly(VolumeTarget(volume_id=record.id, flexvol=flexvol, size_bytes=0))
+            return now or record
         return written
 
     def clean_caches(self) -> None:

@@ -41,7 +41,7 @@ from bootvol.db.models import (
 from bootvol.db.paginate import fetch_page, sort_keys, sortable
 from bootvol.db.records import Records
 from bootvol.db.session import SessionFactory
-from bootvol.errors import BootvolError, Conflict, InvalidRequest, NotFound
+from bootvol.errors import BootvolError, Conflict, Forbidden, InvalidRequest, NotFound
 from bootvol.images.service import ImageService
 from bootvol.storage.topology import Topology
 from bootvol.units import GiB
@@ -309,9 +309,17 @@ class VolumeService:
         del metadata[key]
         self._records.update(record.id, user_metadata=metadata)
 
-    def delete(self, ref: str, *, caller: Caller = OPERATOR) -> VolumeRecord:
+    def delete(self, ref: str, *, caller: Caller = OPERATOR, force: bool = False) -> VolumeRecord:
+        """Delete an available or errored volume; ``force`` (Cinder's ``os-force_delete``,
+        admins only) whatever its status, unless a server holds it. A worker making a
+        force-deleted volume finds it gone when it writes the outcome and removes its file."""
         record = self._visible(ref, caller)
-        if record.status not in _DELETABLE:
+        if force:
+            _require_admin(caller, "force_delete")
+            held = self.attachments.held_by(record.id)
+            if held:
+                raise Conflict(f"Invalid volume: volume {record.id} is in use{held}; detach it")
+        elif record.status not in _DELETABLE:
             raise Conflict(
                 f"Invalid volume: volume {record.id} is {record.status}"
                 f"{self.attachments.held_by(record.id)}; it must be available or error to be "
@@ -323,6 +331,27 @@ class VolumeService:
         self._records.delete(record.id)
         log.info("volume %s deleted", record.id)
         return record
+
+    def reset_status(
+        self, ref: str, status: VolumeStatus, *, caller: Caller = OPERATOR
+    ) -> VolumeRecord:
+        """Cinder's ``os-reset_status`` (admins only): set the status, nothing else; for a
+        volume an operator knows better about than its record (a worker making it gives up
+        when it finds the status changed)."""
+        _require_admin(caller, "reset_status")
+        record = self._visible(ref, caller)
+        log.warning("volume %s: status reset from %s to %s", record.id, record.status, status)
+        return self._records.update(record.id, status=status)
+
+    def set_readonly(self, ref: str, readonly: bool, *, caller: Caller = OPERATOR) -> VolumeRecord:
+        """Cinder's ``os-update_readonly_flag``: later attachments must be read-only."""
+        record = self._visible(ref, caller)
+        if record.status not in _DELETABLE or self.attachments.held_by(record.id):
+            raise Conflict(
+                f"Invalid volume: volume {record.id} is {record.status}; its read-only flag "
+                "changes only while it is available and not attached"
+            )
+        return self._records.update(record.id, readonly=readonly)
 
     def extend(self, ref: str, new_size_gib: int, *, caller: Caller = OPERATOR) -> VolumeRecord:
         record = self._visible(ref, caller)
@@ -422,3 +451,11 @@ def _validate_metadata(metadata: Mapping[str, str]) -> None:
 
 def _has_metadata(volume: VolumeRecord, metadata: Mapping[str, str]) -> bool:
     return all((volume.user_metadata or {}).get(k) == v for k, v in metadata.items())
+
+
+def _require_admin(caller: Caller, action: str) -> None:
+    """What Cinder's default policy keeps for admins (and bootvol's operator)."""
+    if not (caller.is_admin or caller.is_operator):
+        raise Forbidden(
+            f"Policy doesn't allow volume_extension:volume_admin_actions:{action} to be performed."
+        )

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import openstack
 import pytest
+import yaml
 
 from bootvol.db.models import Role, VolumeStatus
 from bootvol.server import Server
@@ -91,6 +92,16 @@ class Service:
             f"{project}-user", password=password, project=project, role=Role.MEMBER
         )
         return password
+
+    def member_cloud(self, project: str, password: str) -> Path:
+        """A clouds.yaml whose cloud ``bootvol`` is ``project``'s member (see add_member)."""
+        clouds = yaml.safe_load(self.clouds_yaml.read_text())
+        clouds["clouds"]["bootvol"]["auth"].update(
+            username=f"{project}-user", password=password, project_name=project
+        )
+        path = self.clouds_yaml.with_name(f"clouds-{project}.yaml")
+        path.write_text(yaml.safe_dump(clouds))
+        return path
 
     def openstack(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """The real ``openstack`` command against this service (cloud ``bootvol``)."""

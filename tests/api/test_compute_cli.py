@@ -15,8 +15,6 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from bootvol.images.service import ImageCreate
 
 from ..support import openstack_cli, reachable_by_qemu
@@ -132,17 +130,6 @@ def test_openstack_server_lifecycle(make_service, guest_image: tuple[Path, str])
     assert service.openstack("volume", "show", root, check=False).returncode != 0
 
 
-def member_cloud(service: Service, project: str, password: str) -> Path:
-    """A clouds.yaml whose cloud ``bootvol`` is ``project``'s member (see add_member)."""
-    clouds = yaml.safe_load(service.clouds_yaml.read_text())
-    clouds["clouds"]["bootvol"]["auth"].update(
-        username=f"{project}-user", password=password, project_name=project
-    )
-    path = service.clouds_yaml.with_name(f"clouds-{project}.yaml")
-    path.write_text(yaml.safe_dump(clouds))
-    return path
-
-
 def resources(rows: list[dict]) -> dict:  # type: ignore[type-arg]
     """`openstack quota show -f json` rows as {resource: limit}."""
     return {row["Resource"]: row["Limit"] for row in rows}
@@ -154,7 +141,7 @@ def test_openstack_quotas_and_limits(make_service) -> None:
     service.estate.app.images.create_from_file(
         ImageCreate(name="img", disk_format="raw"), service.estate.sample("img.raw")
     )
-    member = member_cloud(service, "team", service.add_member("team"))
+    member = service.member_cloud("team", service.add_member("team"))
 
     shown = resources(json.loads(service.openstack("quota", "show", "team", "-f", "json").stdout))
     assert (shown["instances"], shown["cores"], shown["ram"]) == (10, 20, 51200)  # Nova's
@@ -288,7 +275,7 @@ def test_openstack_server_errors(make_service, guest_image: tuple[Path, str], tm
     service.openstack("flavor", "create", "--vcpus", "1", "--ram", "256", "--disk", "1", "disk1")
     service.openstack("flavor", "create", "--vcpus", "2", "--ram", "256", "c2")
     service.openstack("flavor", "create", "--vcpus", "1", "--ram", "8192", "huge")  # host: 4096
-    member = member_cloud(service, "team", service.add_member("team"))
+    member = service.member_cloud("team", service.add_member("team"))
     service.openstack("quota", "set", "--instances", "1", "--cores", "1", "team")
 
     def create(*args: str, cloud: Path = member) -> subprocess.CompletedProcess[str]:

@@ -97,6 +97,19 @@ class BootableAction(BaseModel):
     bootable: bool
 
 
+class ReadonlyAction(BaseModel):
+    readonly: bool
+
+
+class ResetStatusAction(BaseModel):
+    """``os-reset_status``: Cinder takes ``attach_status`` and ``migration_status`` too;
+    bootvol keeps attachments in their own records, and migrates nothing."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    status: str | None = None
+
+
 class VolumeActionBody(BaseModel):
     """One action per request. Those that take no argument are sent as ``null``: which
     one was asked for is which field is set (``model_fields_set``)."""
@@ -111,6 +124,9 @@ class VolumeActionBody(BaseModel):
     os_roll_detaching: None = Field(None, alias="os-roll_detaching")
     os_detach: DetachAction | None = Field(None, alias="os-detach")
     os_set_bootable: BootableAction | None = Field(None, alias="os-set_bootable")
+    os_update_readonly_flag: ReadonlyAction | None = Field(None, alias="os-update_readonly_flag")
+    os_reset_status: ResetStatusAction | None = Field(None, alias="os-reset_status")
+    os_force_delete: dict[str, Any] | None = Field(None, alias="os-force_delete")
 
 
 class VolumeListParams(BaseModel):
