@@ -42,7 +42,7 @@ class OpenStackRequests:
         path: str = scope["path"]
         request_id = f"req-{uuid.uuid4()}"
         request_headers = Headers(scope=scope)
-        extra = {"x-openstack-request-id": request_id}
+        response_headers = {"x-openstack-request-id": request_id}
         status = 500  # what the client gets if the app fails before it answers
         if path.startswith(_VOLUME_PREFIX):
             try:
@@ -51,31 +51,43 @@ class OpenStackRequests:
                 response = errors.error_response(
                     errors.status_for(exc, path), exc.message, path=path
                 )
-                response.headers.update(extra)
+                response.headers.update(response_headers)
                 await response(scope, receive, send)
                 _log(request_id, scope, response.status_code, started)
                 return
             # Request.state reads scope["state"]: the routes' Microversion dependency.
             scope.setdefault("state", {})["microversion"] = version
-            extra[microversion.HEADER] = f"{microversion.SERVICE} {version}"
-            extra["Vary"] = microversion.HEADER
+            response_headers[microversion.HEADER] = f"{microversion.SERVICE} {version}"
+            response_headers["Vary"] = microversion.HEADER
         elif path.startswith(_COMPUTE_PREFIX):
             asked = compute.requested_version(request_headers)
-            extra["OpenStack-API-Version"] = f"compute {asked}"
-            extra["X-OpenStack-Nova-API-Version"] = asked
-            extra["Vary"] = "OpenStack-API-Version, X-OpenStack-Nova-API-Version"
+            response_headers["OpenStack-API-Version"] = f"compute {asked}"
+            response_headers["X-OpenStack-Nova-API-Version"] = asked
+            response_headers["Vary"] = "OpenStack-API-Version, X-OpenStack-Nova-API-Version"
+
+        status_sent = False
 
         async def send_with_headers(message: Message) -> None:
-            nonlocal status
+            nonlocal status, status_sent
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, status_sent = message["status"], True
                 headers = MutableHeaders(scope=message)
-                for name, value in extra.items():
+                for name, value in response_headers.items():
                     headers[name] = value
             await send(message)
 
         try:
             await self._app(scope, receive, send_with_headers)
+        except Exception as exc:
+            # Starlette's last-resort handler sits outside this middleware, so its 500 would
+            # leave without the request id the log line names: answer it here.
+            if status_sent:
+                raise
+            errors.log.exception("%s %s failed unexpectedly", scope["method"], path)
+            response = errors.error_response(500, f"Unexpected error: {exc!r}", path=path)
+            response.headers.update(response_headers)
+            await response(scope, receive, send)
+            status = 500
         finally:
             _log(request_id, scope, status, started)
 

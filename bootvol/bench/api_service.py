@@ -3,7 +3,8 @@
 ``project_tokens`` makes projects with a member each and logs them in over Keystone's API
 (bench-load sends from ten of them). The service is ``bootvol serve`` in its own process
 (bench.service_process). ``measure_api_latency`` times what a user of the Cinder
-API waits for on an idle service: one ``POST /volumes`` of an image already cached, then
+API waits for on an idle service: one ``POST /volumes`` of an image already in a FlexVol
+(the image store's raw file: placement puts the volume where it clones), then
 ``GET /volumes/{id}`` every ``poll_ms`` until the volume is ``available``, one volume at a
 time (each deleted before the next), so no request waits for another's work.
 """
@@ -129,8 +130,10 @@ def _poll_until_available(client: httpx.Client, url: str, *, timeout_s: float = 
         status = response.json()["volume"]["status"]
         if status == "available":
             return
-        if status not in ("creating", "downloading") or time.monotonic() > deadline:
+        if status not in ("creating", "downloading"):
             raise BenchmarkFailed(f"a volume over the API ended {status}: {response.text[:300]}")
+        if time.monotonic() > deadline:
+            raise BenchmarkFailed(f"a volume over the API was still {status} after {timeout_s:g} s")
         time.sleep(POLL_MS / 1000)
 
 

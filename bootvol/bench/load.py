@@ -34,9 +34,9 @@ from bootvol.db.models import VolumeRecord, VolumeStatus, as_utc
 from bootvol.images.service import ImageCreate
 from bootvol.runtime import Bootvol
 from bootvol.units import MiB
+from bootvol.volumes.claims import IN_PROGRESS
 from bootvol.volumes.service import VolumeCreate
 
-_IN_PROGRESS = (VolumeStatus.CREATING, VolumeStatus.DOWNLOADING)
 # The target for 200 creations from 10 projects with 2 workers, on a 2-core machine.
 MIN_VOLUMES_PER_S = 150.0
 
@@ -203,7 +203,7 @@ def _send_all(
     deadline = time.monotonic() + options.timeout_seconds
     while True:  # one query a round: the checker must not load the service it measures
         records = [r for r in app.volumes.list() if r.id in sent]
-        pending = [r for r in records if r.status in _IN_PROGRESS]
+        pending = [r for r in records if r.status in IN_PROGRESS]
         if not pending or time.monotonic() > deadline:
             break
         time.sleep(0.05)

@@ -22,7 +22,7 @@ from bootvol.bench.reference import ReferenceRound
 from bootvol.units import MiB
 from bootvol.volumes.records import ProvisioningPath, StepName
 
-if TYPE_CHECKING:  # it computes its statistics with this module's
+if TYPE_CHECKING:  # not at run time: api_service imports median and p95 from here
     from bootvol.bench.api_service import ApiLatency
 
 # The performance targets, on a 2-core machine.

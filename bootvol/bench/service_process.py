@@ -18,10 +18,11 @@ from types import TracebackType
 import httpx
 
 from bootvol.bench.processes import Child, start_child, stop_children
-from bootvol.errors import BenchmarkFailed
+from bootvol.errors import AddressInUse, BenchmarkFailed
 
 START_TIMEOUT_S = 120.0  # a bound for a hang, not a target
 STOP_GRACE_S = 60.0  # volumes being made get this long to finish
+PORT_ATTEMPTS = 5
 
 
 class ServiceProcess:
@@ -35,21 +36,24 @@ class ServiceProcess:
         self.base_url = ""
 
     def __enter__(self) -> ServiceProcess:
-        port = _free_port()
-        self.base_url = f"http://127.0.0.1:{port}"
         command = [sys.executable, "-m", "bootvol", "--config", str(self._config), "serve"]
-        self._child = start_child(
-            "bootvol serve",
-            [*command, "--port", str(port), "--workers", str(self._workers)],
-            output=self._log,
-            env=os.environ,
-        )
-        try:
-            self._wait_until_serving(self._child)
-        except BaseException:
-            self._stop()
-            raise
-        return self
+        for _attempt in range(PORT_ATTEMPTS):
+            port = _free_port()
+            self.base_url = f"http://127.0.0.1:{port}"
+            self._child = start_child(
+                "bootvol serve",
+                [*command, "--port", str(port), "--workers", str(self._workers)],
+                output=self._log,
+                env=os.environ,
+            )
+            try:
+                if self._wait_until_serving(self._child):
+                    return self
+            except BaseException:
+                self._stop()
+                raise
+            self._stop()  # the port was taken between our probe and its bind: another
+        raise BenchmarkFailed(f"`bootvol serve` found {PORT_ATTEMPTS} free ports taken")
 
     def __exit__(
         self,
@@ -59,14 +63,17 @@ class ServiceProcess:
     ) -> None:
         self._stop()
 
-    def _wait_until_serving(self, child: Child) -> None:
+    def _wait_until_serving(self, child: Child) -> bool:
+        """True once it answers; False when its port was taken meanwhile (exit 14)."""
         deadline = time.monotonic() + START_TIMEOUT_S
         while child.alive() and time.monotonic() < deadline:
             try:
                 httpx.get(f"{self.base_url}/identity/v3", timeout=5).raise_for_status()
-                return
+                return True
             except httpx.HTTPError:
                 time.sleep(0.05)  # not listening yet: the child is still importing
+        if child.process.poll() == AddressInUse.exit_code:
+            return False
         raise BenchmarkFailed(
             f"`bootvol serve` did not start (exit status {child.process.poll()}); "
             f"its output:\n{self._tail()}"

@@ -12,7 +12,7 @@ from bootvol.bench.disk_images import ImageKind
 from bootvol.bench.results import BenchPath, BenchResult, SizeResult, median, p95
 from bootvol.bench.runner import BenchOptions, run_benchmark
 from bootvol.cli import output
-from bootvol.cli.bench_boot import print_boot_result, print_targets
+from bootvol.cli.bench_boot import print_boot_result
 from bootvol.config import Acceleration
 from bootvol.errors import BenchmarkFailed
 from bootvol.storage.layout import DEFAULT_MIN_HOLE
@@ -52,8 +52,9 @@ def bench(
     api: bool = typer.Option(
         False,
         "--api",
-        help="Also start the service and time POST /volumes of a cached image → available "
-        "over the Cinder API, one volume at a time (--volumes of them, on the first size).",
+        help="Also start the service and time POST /volumes → available over the Cinder API "
+        "for an image already in a FlexVol (each volume a clone), one volume at a time "
+        "(--volumes of them, on the first size).",
     ),
     boot: bool = typer.Option(
         False,
@@ -119,7 +120,7 @@ def bench(
     _print_timings(console, result)
     _print_space(console, result)
     _print_layouts(console, result)
-    print_targets(console, result.targets())
+    output.print_targets(console, result.targets())
 
 
 def _given(ctx: typer.Context, *names: str) -> list[str]:

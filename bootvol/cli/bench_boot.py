@@ -5,7 +5,6 @@ from __future__ import annotations
 from rich.console import Console
 
 from bootvol.bench.boot_results import BootBenchResult, BootCase, Figures
-from bootvol.bench.results import Target
 from bootvol.cli import output
 
 _CASE_TITLES = {
@@ -60,20 +59,9 @@ def print_boot_result(console: Console, result: BootBenchResult) -> None:
         ],
         to=console,
     )
-    print_targets(console, result.targets())
+    output.print_targets(console, result.targets())
     for problem in result.problems:
         console.print(f"[bold red]FAIL[/bold red] {problem}", highlight=False)
-
-
-def print_targets(console: Console, targets: list[Target]) -> None:
-    """The issue's targets, pass or FAIL with what was measured (bench and bench --boot)."""
-    verdicts = {True: "[green]pass[/green]", False: "[red]FAIL[/red]", None: "n/a"}
-    output.table(
-        "targets",
-        ["target", "result", "measured"],
-        [(t.name, verdicts[t.passed], t.detail) for t in targets],
-        to=console,
-    )
 
 
 def _row(servers: str, path: str, figures: Figures) -> tuple[str, ...]:

@@ -8,7 +8,6 @@ import typer
 
 from bootvol.bench.load import LoadOptions, run_load
 from bootvol.cli import output
-from bootvol.cli.bench_boot import print_targets
 
 
 def bench_load(
@@ -40,7 +39,7 @@ def bench_load(
             f"failed requests: {len(result.failed_requests)}, failed volumes: "
             f"{len(result.failed_volumes)}, wrong content: {len(result.wrong_content)}"
         )
-        print_targets(output.console, result.targets())
+        output.print_targets(output.console, result.targets())
     if not result.passed:
         output.errors.print("[bold red]load check failed[/bold red]", highlight=False)
         for line in result.failed_requests + result.failed_volumes + result.wrong_content:

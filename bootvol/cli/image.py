@@ -31,7 +31,10 @@ def create(
         None, "--size", min=0, help="--url: the image's size in bytes, checked on download."
     ),
     checksum: str | None = typer.Option(
-        None, "--checksum", help="--url: its md5 (Glance's checksum), checked on download."
+        None,
+        "--checksum",
+        help="--url: its md5 (Glance's checksum), checked on download unless --sha512 is "
+        "given (the strongest hash is checked, as python-glanceclient does).",
     ),
     sha512: str | None = typer.Option(
         None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
@@ -13,6 +13,9 @@ from rich.table import Table
 
 from bootvol.db.models import ImageRecord, VolumeRecord
 from bootvol.volumes.records import ProvisioningRecord
+
+if TYPE_CHECKING:  # the benchmarks' own records: not loaded for every command
+    from bootvol.bench.results import Target
 
 console = Console()
 errors = Console(stderr=True)
@@ -117,3 +120,14 @@ def print_provisioning(provisioning: ProvisioningRecord | None) -> None:
     )
     if provisioning.skipped:
         table("not taken", ["path", "why"], [(str(k), v) for k, v in provisioning.skipped.items()])
+
+
+def print_targets(console: Console, targets: Sequence[Target]) -> None:
+    """The issue's targets, pass or FAIL with what was measured (bench and bench --boot)."""
+    verdicts = {True: "[green]pass[/green]", False: "[red]FAIL[/red]", None: "n/a"}
+    table(
+        "targets",
+        ["target", "result", "measured"],
+        [(t.name, verdicts[t.passed], t.detail) for t in targets],
+        to=console,
+    )

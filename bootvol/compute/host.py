@@ -280,7 +280,7 @@ class ComputeHost:
             task_state=TaskState.BLOCK_DEVICE_MAPPING,
             root_volume_id=accepted.id,
         )
-        volume = self._volumes.provisioner.provision(accepted.id)
+        volume = self._volumes.provisioner.provision(accepted.id, accepted=accepted)
         if volume.status != VolumeStatus.AVAILABLE:
             raise BootvolError(
                 f"Build of instance {server.id} aborted: volume {volume.id} did not finish "

@@ -147,9 +147,10 @@ class ImageService:
             status=ImageStatus.ACTIVE if request.url else ImageStatus.QUEUED,
             location=ImageLocation.remote(request.url) if request.url else None,
             size=request.size,
-            checksum=request.checksum,
+            # Lower case, as the hashes computed on download are compared with them.
+            checksum=request.checksum.lower() if request.checksum else None,
             os_hash_algo=HASH_ALGO if request.os_hash_value else None,
-            os_hash_value=request.os_hash_value,
+            os_hash_value=request.os_hash_value.lower() if request.os_hash_value else None,
             owner=owner,
             visibility=visibility,
             protected=request.protected,

@@ -17,10 +17,12 @@ A claim is ``claimed_by`` (``host:pid`` of the claiming process), ``lease_expire
   volume file is recreated, cache entries are published atomically).
 * A holder that only stalled (a paused process, a database out of reach) may wake up to
   find its volume taken over. It checks its claim (``holds``) just before it makes the
-  volume's file, after the long steps, and writes its outcome only while it still holds the
-  claim (``finish``), so it never clobbers the new holder's file or record. A claim is
-  identified by its claimant *and* its attempt number (a fencing token): a thread of the
-  same process that re-claims the volume later holds a different claim. What remains is
+  volume's file, after the long steps (the database is asked only when less than half of
+  the lease it last wrote remains: ``Lease.certainly_held``), and writes its outcome only
+  while it still holds the claim (``finish``), so it never clobbers the new holder's file
+  or record. A claim is identified by its claimant *and* its attempt number (a fencing
+  token): a thread of the same process that re-claims the volume later holds a different
+  claim. What remains is
   a stall of more than a lease inside the making of the file itself (a reflink takes
   milliseconds; a full copy on storage that cannot reflink takes longer).
 * A synchronous creation (the CLI) is born claimed by its process and renews like a worker,
@@ -37,6 +39,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -49,7 +52,7 @@ from bootvol.volumes.volume_file import ProvisionedVolume
 
 log = logging.getLogger(__name__)
 
-_IN_PROGRESS = (VolumeStatus.CREATING, VolumeStatus.DOWNLOADING)
+IN_PROGRESS = (VolumeStatus.CREATING, VolumeStatus.DOWNLOADING)
 
 
 def this_process() -> str:
@@ -66,7 +69,7 @@ class Claim:
 
 def _claimable(now: dt.datetime):  # type: ignore[no-untyped-def]
     return (
-        VolumeRecord.status.in_(_IN_PROGRESS),
+        VolumeRecord.status.in_(IN_PROGRESS),
         or_(
             VolumeRecord.claimed_by.is_(None),
             VolumeRecord.lease_expires_at.is_(None),
@@ -116,7 +119,7 @@ def _held(claim: Claim):  # type: ignore[no-untyped-def]
         VolumeRecord.id == claim.volume_id,
         VolumeRecord.claimed_by == claim.claimant,
         VolumeRecord.attempts == claim.attempt,
-        VolumeRecord.status.in_(_IN_PROGRESS),
+        VolumeRecord.status.in_(IN_PROGRESS),
     )
 
 
@@ -203,6 +206,8 @@ class Lease:
     """Renew a claim from a background thread for the duration of a ``with`` block.
 
     ``expires_at`` is the lease the claim was taken with (the volume's ``lease_expires_at``).
+    The lease's end is kept on the monotonic clock from then on: a wall clock stepped back
+    must not make a lease look longer than it is.
     """
 
     def __init__(
@@ -216,8 +221,12 @@ class Lease:
         self._sessions = sessions
         self._claim = claim
         self._lease_seconds = lease_seconds
-        # The end of the lease this process last wrote, by this host's clock.
-        self._expires_at = as_utc(expires_at) if expires_at is not None else None
+        # The end of the lease this process last wrote (time.monotonic); None: unknown or
+        # lost, ask the database.
+        self._ends: float | None = None
+        if expires_at is not None:
+            remaining = (as_utc(expires_at) - utcnow()).total_seconds()
+            self._ends = time.monotonic() + remaining
         self._stop = threading.Event()
         self._thread = threading.Thread(
             target=self._renew, name=f"lease-{claim.volume_id[:8]}", daemon=True
@@ -238,33 +247,35 @@ class Lease:
 
     def certainly_held(self) -> bool:
         """Whether the claim is held for sure without asking the database: more than half
-        of the lease this process last wrote remains. No worker takes a volume over before
-        its lease ran out; the half lease covers clocks of nodes that disagree (and a
-        process stalled past it finds its lease run out here first, and asks)."""
-        margin = dt.timedelta(seconds=self._lease_seconds / 2)
-        return self._expires_at is not None and utcnow() < self._expires_at - margin
+        of the lease this process last wrote remains. Workers take a volume over only once
+        its lease ran out; the half lease covers clocks of nodes that disagree, and a
+        process stalled past it finds its lease run out here first, and asks. (The one
+        exception, ``release_abandoned`` of a process it wrongly takes for dead, is why
+        claimants are ``host:pid``: give each node its own host name.)"""
+        ends = self._ends
+        return ends is not None and time.monotonic() < ends - self._lease_seconds / 2
 
     def _renew(self) -> None:
         # A third of the lease: two renewals may fail (a database hiccup) before it runs out.
         while not self._stop.wait(self._lease_seconds / 3):
+            asked = time.monotonic()  # the lease runs from before the write, to be safe
             try:
                 expires = renew(self._sessions, self._claim, lease_seconds=self._lease_seconds)
             except Exception:  # try again at the next beat; the lease has slack for it
                 log.exception("renewing the claim on volume %s failed", self._claim.volume_id)
                 continue
-            held = expires is not None
-            if held:
-                self._expires_at = expires
-            if not held:
-                if self._stop.is_set():
-                    return  # the volume was finished meanwhile: the claim ended, not lost
+            if expires is not None:
+                self._ends = asked + self._lease_seconds
+                continue
+            self._ends = None  # lost (or ended): certainly_held must ask from now on
+            if not self._stop.is_set():  # else the volume was finished: ended, not lost
                 log.error(
                     "volume %s: the claim of %s (attempt %d) was taken over or ended",
                     self._claim.volume_id,
                     self._claim.claimant,
                     self._claim.attempt,
                 )
-                return
+            return
 
 
 def release_abandoned(sessions: SessionFactory) -> list[str]:
@@ -273,7 +284,7 @@ def release_abandoned(sessions: SessionFactory) -> list[str]:
     with sessions() as session:
         claimed = session.execute(
             select(VolumeRecord.id, VolumeRecord.claimed_by).where(
-                VolumeRecord.status.in_(_IN_PROGRESS), VolumeRecord.claimed_by.like(f"{host}:%")
+                VolumeRecord.status.in_(IN_PROGRESS), VolumeRecord.claimed_by.like(f"{host}:%")
             )
         ).all()
     released = []

@@ -5,7 +5,8 @@ bootvol.volumes.workflow), from another volume, or empty (bootvol.volumes.source
 always ends it ``available`` or ``error`` with a message, even when interrupted; the files
 of a failed creation are removed. While it works, the claim on the volume (see
 bootvol.volumes.claims) is renewed, the volume file is made only while the claim still
-holds, and the outcome is written only under it: a worker that stalled past its lease
+holds (asked of the database when less than half of the lease remains), and the
+outcome is written only under it: a worker that stalled past its lease
 leaves the volume to its new holder. A volume whose makers died ``max_attempts`` times ends
 ``error`` without another try. The cache cleaner runs on the FlexVol after each creation
 from an image, once the outcome is written.
@@ -55,11 +56,19 @@ class Provisioner:
         self._settings = settings
         self._observer = observer
 
-    def provision(self, volume_id: str, *, accepted: VolumeRecord | None = None) -> VolumeRecord:
+    def provision(
+        self,
+        volume_id: str,
+        *,
+        accepted: VolumeRecord | None = None,
+        claimed: Claim | None = None,
+    ) -> VolumeRecord:
         """Make an accepted volume; it ends ``available`` or ``error`` (with its message).
 
         ``accepted`` is the record ``VolumeService.accept`` just wrote, when the caller
-        makes the volume at once (a synchronous creation): it is not read again."""
+        makes the volume at once (a synchronous creation): it is not read again.
+        ``claimed`` is the claim a worker won: if the record names another by now (taken
+        over before this read), the volume is left to its holder."""
         record = accepted if accepted is not None else self._records.get_by_id(volume_id)
         if record is None:
             raise NotFound(f"volume {volume_id} disappeared before it was made")
@@ -68,6 +77,9 @@ class Provisioner:
         claim = lease = None
         if record.claimed_by is not None:
             claim = Claim(volume_id=record.id, claimant=record.claimed_by, attempt=record.attempts)
+            if claimed is not None and claim != claimed:
+                log.warning("volume %s: taken over before %s began; leaving it", record.id, claimed)
+                return record
             lease = Lease(
                 self._sessions,
                 claim,

@@ -86,7 +86,7 @@ class VolumeWorker:
                     claim.attempt,
                 )
             try:
-                self._volumes.provisioner.provision(claim.volume_id)
+                self._volumes.provisioner.provision(claim.volume_id, claimed=claim)
             except Exception:  # provision ends the volume in error itself; keep working
                 log.exception("provisioning volume %s failed", claim.volume_id)
 

@@ -213,6 +213,22 @@ def test_a_route_bootvol_lacks_is_not_a_missing_object(service: Service) -> None
             assert response.headers["x-openstack-request-id"].startswith("req-")
 
 
+def test_an_unexpected_failure_answers_500_with_its_request_id(
+    service: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token, body = service.token()
+
+    def broken(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("the disk caught fire")
+
+    monkeypatch.setattr(service.estate.app.volumes, "query", broken)
+    with service.http() as http:
+        failed = http.get(f"/volume/v3/{body['project']['id']}/volumes", headers=_headers(token))
+    assert failed.status_code == 500
+    assert "the disk caught fire" in failed.json()["computeFault"]["message"]
+    assert failed.headers["x-openstack-request-id"].startswith("req-")
+
+
 def test_glance_patch_and_protection(service: Service) -> None:
     token, _ = service.token()
     patch_type = "application/openstack-images-v2.1-json-patch"
