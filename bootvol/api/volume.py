@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import dataclasses
 import json
 import socket
 import uuid
@@ -20,6 +21,7 @@ from bootvol.api.microversion import MAX, MIN, APIVersion
 from bootvol.api.quota_sets import check_may_change, check_may_read
 from bootvol.api.schemas.common import ErrorBody, Link, MediaType, VersionEntry
 from bootvol.api.schemas.volume import (
+    MetaBody,
     MetadataBody,
     QuotaSet,
     QuotaSetResponse,
@@ -43,8 +45,9 @@ from bootvol.db.models import (
     DEFAULT_QUOTA_VOLUMES,
     VolumeRecord,
     VolumeStatus,
+    utcnow,
 )
-from bootvol.errors import InvalidRequest, NotFound
+from bootvol.errors import BootvolError, Forbidden, InvalidRequest, NotFound
 from bootvol.runtime import Bootvol
 from bootvol.volumes.quota import Usage
 from bootvol.volumes.service import VolumeCreate, VolumeQuery
@@ -188,6 +191,31 @@ def list_volumes_detail(
     )
 
 
+@router.get("/v3/{project_id}/volumes/summary")
+def volume_summary(
+    params: Annotated[VolumeListParams, Query()],
+    bootvol: AppDep,
+    caller: ProjectCaller,
+    version: Microversion,
+) -> dict[str, Any]:
+    """3.12: how many volumes the caller sees and their total size (3.36: their metadata)."""
+    if not version.at_least("3.12"):
+        raise NotFound("volumes/summary is a route of microversion 3.12 and later")
+    query = dataclasses.replace(_query(params), limit=None)
+    volumes, _ = bootvol.volumes.query(query, caller=caller)
+    summary: dict[str, Any] = {
+        "total_size": sum(v.size_gib for v in volumes),
+        "total_count": len(volumes),
+    }
+    if version.at_least("3.36"):
+        keys: dict[str, set[str]] = {}
+        for volume in volumes:
+            for key, value in (volume.user_metadata or {}).items():
+                keys.setdefault(key, set()).add(value)
+        summary["metadata"] = {key: sorted(values) for key, values in keys.items()}
+    return {"volume-summary": summary}
+
+
 @router.get(
     "/v3/{project_id}/volumes/{volume_id}",
     response_model=VolumeResponse,
@@ -277,8 +305,32 @@ def replace_metadata(
     return MetadataBody(metadata=_metadata(record))
 
 
+@router.get("/v3/{project_id}/volumes/{volume_id}/metadata/{key}", response_model=MetaBody)
+def show_metadata_item(
+    volume_id: str, key: str, bootvol: AppDep, caller: ProjectCaller
+) -> MetaBody:
+    """One metadata item, bootvol's own keys included (Cinder: ``{"meta": {key: value}}``)."""
+    metadata = _metadata(bootvol.volumes.get(volume_id, caller=caller))
+    if key not in metadata:
+        raise NotFound(f"Volume {volume_id} has no metadata with key {key}.")
+    return MetaBody(meta={key: metadata[key]})
+
+
+@router.put("/v3/{project_id}/volumes/{volume_id}/metadata/{key}", response_model=MetaBody)
+def update_metadata_item(
+    volume_id: str, key: str, body: MetaBody, bootvol: AppDep, caller: ProjectCaller
+) -> MetaBody:
+    """Set one item; the body names exactly that key, as Cinder requires."""
+    if list(body.meta) != [key]:
+        raise InvalidRequest("Request body and URI mismatch")
+    _refuse_reserved_metadata(body.meta)
+    bootvol.volumes.set_metadata(volume_id, body.meta, replace=False, caller=caller)
+    return body
+
+
 @router.delete("/v3/{project_id}/volumes/{volume_id}/metadata/{key}")
 def delete_metadata(volume_id: str, key: str, bootvol: AppDep, caller: ProjectCaller) -> Response:
+    _refuse_reserved_metadata({key: ""})  # bootvol's keys: the same 400 as setting them
     bootvol.volumes.delete_metadata(volume_id, key, caller=caller)
     return Response(status_code=200)
 
@@ -341,6 +393,48 @@ def volume_action(
     return Response(status_code=202)
 
 
+@router.get("/v3/{project_id}/os-availability-zone")
+def availability_zones(caller: ProjectCaller) -> dict[str, Any]:
+    """Cinder's zones: bootvol has one, every FlexVol in it."""
+    zone = {"zoneName": DEFAULT_AVAILABILITY_ZONE, "zoneState": {"available": True}}
+    return {"availabilityZoneInfo": [zone]}
+
+
+@router.get("/v3/{project_id}/os-services")
+def services(bootvol: AppDep, caller: ProjectCaller) -> dict[str, Any]:
+    """Cinder's services (admins): a scheduler (placement), and a volume service per
+    FlexVol, as ``host@backend#pool`` names them, up while its FlexVol answers."""
+    if not caller.sees_everything:
+        raise Forbidden("Policy doesn't allow volume_extension:services:index to be performed.")
+    now = cinder_time(utcnow())
+    host = socket.gethostname()
+    rows = [_service("cinder-scheduler", host, up=True, updated_at=now)]
+    for flexvol in bootvol.topology.volume_flexvols():
+        try:
+            flexvol.space()
+            up = True
+        except BootvolError:
+            up = False
+        rows.append(
+            _service(
+                "cinder-volume", f"{host}@{flexvol.svm.name}#{flexvol.name}", up=up, updated_at=now
+            )
+        )
+    return {"services": rows}
+
+
+def _service(binary: str, host: str, *, up: bool, updated_at: str | None) -> dict[str, Any]:
+    return {
+        "binary": binary,
+        "host": host,
+        "zone": DEFAULT_AVAILABILITY_ZONE,
+        "status": "enabled",
+        "state": "up" if up else "down",
+        "updated_at": updated_at,
+        "disabled_reason": None,
+    }
+
+
 @router.get("/v3/{project_id}/limits")
 def limits(bootvol: AppDep, caller: ProjectCaller) -> dict[str, Any]:
     """Cinder's absolute limits: the project's quotas and what it uses of them."""
@@ -393,10 +487,20 @@ def update_quotas(
 ) -> QuotaSetResponse:
     """Set a project's volumes and gigabytes quotas (admins)."""
     check_may_change(caller, rule="volume_extension:quotas:update")
+    # Keys bootvol does not enforce are refused, as Cinder refuses keys it does not know:
+    # a 200 that changed nothing would let an operator believe in a limit that is not there.
+    bad = sorted(set(body.quota_set.model_extra or {}) - _QUOTA_FLAGS)
+    if bad:
+        raise InvalidRequest(
+            f"Bad key(s) in quota set: {', '.join(bad)} (bootvol enforces volumes and gigabytes)"
+        )
     bootvol.identity.set_quotas(
         target_project_id, volumes=body.quota_set.volumes, gigabytes=body.quota_set.gigabytes
     )
     return QuotaSetResponse(quota_set=_quota_set(bootvol, target_project_id, usage=False))
+
+
+_QUOTA_FLAGS = {"skip_validation"}  # a flag of Cinder's update, not a quota
 
 
 def _quota_set(bootvol: Bootvol, project_id: str, *, usage: bool) -> QuotaSet:

@@ -71,3 +71,57 @@ def test_reset_status_and_force_delete_are_for_admins(service: Service) -> None:
     service.openstack("volume", "delete", "--force", made["id"])
     assert service.estate.app.volumes.list() == []
     assert not volume_file.exists()
+
+
+def test_discovery_routes_answer_as_cinder_does(service: Service) -> None:
+    zones = json.loads(
+        service.openstack("availability", "zone", "list", "--volume", "-f", "json").stdout
+    )
+    assert [(z["Zone Name"], z["Zone Status"]) for z in zones] == [("nova", "available")]
+    rows = json.loads(service.openstack("volume", "service", "list", "-f", "json").stdout)
+    binaries = sorted(row["Binary"] for row in rows)
+    assert binaries.count("cinder-scheduler") == 1 and binaries.count("cinder-volume") >= 2
+    assert {row["State"] for row in rows} == {"up"}
+    member = service.member_cloud("team", service.add_member("team"))
+    refused = _as(member, "volume", "service", "list", check=False)
+    assert refused.returncode != 0 and "services:index" in refused.stderr
+
+    # A quota bootvol does not enforce is refused by name, not accepted and ignored.
+    bad = service.openstack("quota", "set", "--snapshots", "5", "team", check=False)
+    assert bad.returncode != 0 and "Bad key(s) in quota set: snapshots" in bad.stderr
+    service.openstack("quota", "set", "--volumes", "7", "team")
+    assert service.estate.app.identity.get_project("team").quota_volumes == 7
+
+
+def test_volume_summary_and_metadata_items(service: Service) -> None:
+    for name, size in (("a", 1), ("b", 2)):
+        made = json.loads(
+            service.openstack(
+                "volume", "create", "--size", str(size), "--property", f"tier={name}", name,
+                "-f", "json",
+            ).stdout
+        )  # fmt: skip
+        service.wait_for(made["id"])
+    summary = json.loads(
+        service.openstack(
+            "--os-volume-api-version", "3.36", "volume", "summary", "-f", "json"
+        ).stdout
+    )
+    assert (summary["Total Count"], summary["Total Size"]) == (2, 3)
+    token, body = service.token()
+    base = f"/volume/v3/{body['project']['id']}/volumes/{made['id']}/metadata"
+    headers = {"X-Auth-Token": token}
+    with service.http() as http:
+        assert http.get(f"{base}/tier", headers=headers).json() == {"meta": {"tier": "b"}}
+        changed = http.put(f"{base}/tier", json={"meta": {"tier": "gold"}}, headers=headers)
+        assert changed.status_code == 200 and changed.json() == {"meta": {"tier": "gold"}}
+        mismatch = http.put(f"{base}/tier", json={"meta": {"other": "x"}}, headers=headers)
+        assert mismatch.status_code == 400 and "mismatch" in mismatch.text
+        assert http.get(f"{base}/bootvol:path", headers=headers).json()["meta"] == {
+            "bootvol:path": "empty"
+        }
+        # bootvol's own keys refuse being unset with the same 400 as being set.
+        unset = http.delete(f"{base}/bootvol:path", headers=headers)
+        assert unset.status_code == 400 and "bootvol" in unset.text
+        assert http.delete(f"{base}/tier", headers=headers).status_code == 200
+        assert http.get(f"{base}/tier", headers=headers).status_code == 404

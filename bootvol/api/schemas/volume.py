@@ -65,6 +65,12 @@ class MetadataBody(BaseModel):
     metadata: dict[str, str]
 
 
+class MetaBody(BaseModel):
+    """One metadata item (``/metadata/{key}``)."""
+
+    meta: dict[str, str]
+
+
 class NewSize(BaseModel):
     new_size: int = Field(ge=1)
 
@@ -239,6 +245,8 @@ class QuotaSetResponse(BaseModel):
 
 
 class QuotaSetUpdate(BaseModel):
+    model_config = ConfigDict(extra="allow")  # other keys are refused by name
+
     volumes: int | None = Field(None, ge=-1)
     gigabytes: int | None = Field(None, ge=-1)
 
