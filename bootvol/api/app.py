@@ -9,6 +9,7 @@ from bootvol.api import (
     compute,
     errors,
     identity,
+    identity_admin,
     image,
     server_volumes,
     volume,
@@ -34,6 +35,7 @@ def create_app(bootvol: Bootvol, *, public_url: str | None = None) -> FastAPI:
     app.state.public_url = public_url.rstrip("/") if public_url else None
     errors.install(app)
     app.include_router(identity.router)
+    app.include_router(identity_admin.router)
     app.include_router(image.router)
     app.include_router(volume.router)
     app.include_router(compute.router)

@@ -32,7 +32,7 @@ from bootvol.api.schemas.identity import (
     VersionsResponse,
     VersionValues,
 )
-from bootvol.db.models import DEFAULT_DOMAIN_ID, DEFAULT_DOMAIN_NAME, ProjectRecord
+from bootvol.db.models import DEFAULT_DOMAIN_ID, DEFAULT_DOMAIN_NAME, ProjectRecord, UserRecord
 from bootvol.errors import Forbidden, InvalidRequest, NotFound, Unauthorized
 from bootvol.identity.service import IssuedToken, Ref, Scope, role_id
 from bootvol.runtime import Bootvol
@@ -132,7 +132,7 @@ def token_projects(bootvol: AppDep, auth: CurrentAuth, base: BaseUrl) -> Project
         for p in bootvol.identity.list_projects()
         if bootvol.identity.roles_of(user_id=auth.user_id, project_id=p.id)
     ]
-    return _project_list(projects, base, "auth/projects")
+    return project_list(projects, base, "auth/projects")
 
 
 @router.get("/v3/projects", response_model=ProjectList)
@@ -143,7 +143,7 @@ def list_projects(
     if not auth.is_admin:
         raise Forbidden("You are not authorized to perform the requested action: list projects")
     projects = [p for p in bootvol.identity.list_projects() if name in (None, p.name)]
-    return _project_list(projects, base, "projects")
+    return project_list(projects, base, "projects")
 
 
 @router.get("/v3/projects/{project_id}", response_model=ProjectResponse)
@@ -153,7 +153,7 @@ def show_project(
     if not auth.is_admin and project_id != auth.project_id:
         raise Forbidden("You are not authorized to perform the requested action: get project")
     project = bootvol.identity.get_project(project_id, by_name=False)
-    return ProjectResponse(project=_project(project, base))
+    return ProjectResponse(project=project_view(project, base))
 
 
 @router.get("/v3/users/{user_id}", response_model=UserResponse)
@@ -161,16 +161,7 @@ def show_user(user_id: str, bootvol: AppDep, auth: CurrentAuth, base: BaseUrl) -
     if not auth.is_admin and user_id != auth.user_id:
         raise Forbidden("You are not authorized to perform the requested action: get user")
     user = bootvol.identity.get_user(user_id, by_name=False)
-    return UserResponse(
-        user=UserDetail(
-            id=user.id,
-            name=user.name,
-            domain_id=user.domain_id,
-            enabled=user.enabled,
-            default_project_id=user.default_project_id,
-            links={"self": f"{catalog.identity_url(base)}/v3/users/{user.id}"},
-        )
-    )
+    return UserResponse(user=user_view(user, base))
 
 
 def _authenticate(bootvol: Bootvol, auth: AuthRequest) -> IssuedToken:
@@ -237,7 +228,18 @@ def _token_body(scope: Scope, base: str, bootvol: Bootvol, *, with_catalog: bool
     )
 
 
-def _project(project: ProjectRecord, base: str) -> ProjectPublic:
+def user_view(user: UserRecord, base: str) -> UserDetail:
+    return UserDetail(
+        id=user.id,
+        name=user.name,
+        domain_id=user.domain_id,
+        enabled=user.enabled,
+        default_project_id=user.default_project_id,
+        links={"self": f"{catalog.identity_url(base)}/v3/users/{user.id}"},
+    )
+
+
+def project_view(project: ProjectRecord, base: str) -> ProjectPublic:
     return ProjectPublic(
         id=project.id,
         name=project.name,
@@ -249,8 +251,8 @@ def _project(project: ProjectRecord, base: str) -> ProjectPublic:
     )
 
 
-def _project_list(projects: list[ProjectRecord], base: str, path: str) -> ProjectList:
+def project_list(projects: list[ProjectRecord], base: str, path: str) -> ProjectList:
     return ProjectList(
-        projects=[_project(p, base) for p in projects],
+        projects=[project_view(p, base) for p in projects],
         links={"self": f"{catalog.identity_url(base)}/v3/{path}", "previous": None, "next": None},
     )

@@ -38,7 +38,7 @@ from bootvol.db.models import (
     utcnow,
 )
 from bootvol.db.session import SessionFactory
-from bootvol.errors import Conflict, InvalidRequest, NotFound, Unauthorized
+from bootvol.errors import Conflict, Forbidden, InvalidRequest, NotFound, Unauthorized
 from bootvol.identity.passwords import hash_password, verify_password
 
 log = logging.getLogger(__name__)
@@ -145,6 +145,20 @@ class IdentityService:
         log.info("project %s (%s) created", project.id, name)
         return project
 
+    def delete_project(self, ref: str) -> None:
+        """Delete a project with its role assignments and tokens (not ``admin``'s); the
+        caller checks that nothing (volumes, servers) still belongs to it."""
+        project = self.get_project(ref, by_name=False)
+        if project.name == ADMIN_NAME:
+            raise Forbidden("the admin project is bootvol's own: it cannot be deleted")
+        with self._sessions.begin() as session:
+            session.execute(delete(TokenRecord).where(TokenRecord.project_id == project.id))
+            session.execute(
+                delete(RoleAssignmentRecord).where(RoleAssignmentRecord.project_id == project.id)
+            )
+            session.execute(delete(ProjectRecord).where(ProjectRecord.id == project.id))
+        log.info("project %s (%s) deleted", project.id, project.name)
+
     def list_projects(self) -> list[ProjectRecord]:
         with self._sessions() as session:
             return list(session.scalars(select(ProjectRecord).order_by(ProjectRecord.name)))
@@ -189,30 +203,53 @@ class IdentityService:
 
     # users ---------------------------------------------------------------------------------
     def create_user(
-        self, name: str, *, password: str, project: str, role: Role = Role.MEMBER
+        self,
+        name: str,
+        *,
+        password: str,
+        project: str | None,
+        role: Role | None = Role.MEMBER,
+        enabled: bool = True,
     ) -> UserRecord:
-        """A user with ``role`` on ``project`` (id or name), which becomes its default."""
+        """A user whose default project is ``project`` (id or name), with ``role`` on it
+        (bootvol's CLI); Keystone's API grants no role with the user (``role=None``)."""
         _check_name("user", name, limit=255)
         if not password:
             raise InvalidRequest("the password must not be empty")
-        target = self.get_project(project)
+        target = self.get_project(project) if project is not None else None
         user = UserRecord(
             id=uuid.uuid4().hex,
             name=name,
             domain_id=DEFAULT_DOMAIN_ID,
             password_hash=hash_password(password),
-            enabled=True,
-            default_project_id=target.id,
+            enabled=enabled,
+            default_project_id=target.id if target else None,
         )
         try:
             with self._sessions.begin() as session:
                 session.add(user)
                 session.flush()
-                session.add(RoleAssignmentRecord(user_id=user.id, project_id=target.id, role=role))
+                if target is not None and role is not None:
+                    session.add(
+                        RoleAssignmentRecord(user_id=user.id, project_id=target.id, role=role)
+                    )
         except IntegrityError as exc:
             raise Conflict(f"a user named {name!r} already exists") from exc
-        log.info("user %s (%s) created with role %s on %s", user.id, name, role, target.name)
+        log.info("user %s (%s) created, role %s on %s", user.id, name, role, project)
         return user
+
+    def delete_user(self, ref: str) -> None:
+        """Delete a user, its role assignments and its tokens (not ``admin``: the one way in)."""
+        user = self.get_user(ref, by_name=False)
+        if user.name == ADMIN_NAME:
+            raise Forbidden("the admin user is bootvol's own: it cannot be deleted")
+        with self._sessions.begin() as session:
+            session.execute(delete(TokenRecord).where(TokenRecord.user_id == user.id))
+            session.execute(
+                delete(RoleAssignmentRecord).where(RoleAssignmentRecord.user_id == user.id)
+            )
+            session.execute(delete(UserRecord).where(UserRecord.id == user.id))
+        log.info("user %s (%s) deleted", user.id, user.name)
 
     def set_password(self, ref: str, password: str) -> UserRecord:
         if not password:
@@ -251,6 +288,26 @@ class IdentityService:
                     user_id=target_user.id, project_id=target_project.id, role=role
                 )
             )
+
+    def revoke_role(self, *, user: str, project: str, role: Role) -> None:
+        """Take ``role`` on ``project`` from ``user`` (ids); NotFound when it was not held."""
+        with self._sessions.begin() as session:
+            held = session.get(RoleAssignmentRecord, (user, project, role))
+            if held is None:
+                raise NotFound(f"Could not find role assignment: {role} of {user} on {project}.")
+            session.delete(held)
+
+    def assignments(
+        self, *, user_id: str | None = None, project_id: str | None = None
+    ) -> list[RoleAssignmentRecord]:
+        """Role assignments, optionally of one user and/or on one project."""
+        statement = select(RoleAssignmentRecord)
+        if user_id is not None:
+            statement = statement.where(RoleAssignmentRecord.user_id == user_id)
+        if project_id is not None:
+            statement = statement.where(RoleAssignmentRecord.project_id == project_id)
+        with self._sessions() as session:
+            return list(session.scalars(statement))
 
     def roles_of(self, *, user_id: str, project_id: str) -> tuple[str, ...]:
         with self._sessions() as session:
