@@ -143,6 +143,10 @@ def list_images(
     bootvol: AppDep,
     caller: CallerDep,
 ) -> ImageList:
+    if params.member_status not in (None, *_MEMBER_STATUSES):
+        raise InvalidRequest(
+            f"Invalid status value: {params.member_status} (one of {', '.join(_MEMBER_STATUSES)})"
+        )
     images, more = bootvol.images.query(
         ImageQuery(
             limit=min(params.limit, _MAX_LIMIT),
@@ -153,6 +157,11 @@ def list_images(
             owner=params.owner,
             protected=params.protected,
             hidden=params.os_hidden,
+            tags=params.tag,
+            disk_formats=_any_of(params.disk_format),
+            container_formats=_any_of(params.container_format),
+            size_min=params.size_min,
+            size_max=params.size_max,
             sort=_sort_order(keys=params.sort_key, dirs=params.sort_dir, sort=params.sort),
         ),
         caller=caller,
@@ -426,3 +435,15 @@ _IMAGE_SCHEMA: dict[str, Any] = {
         {"rel": "describedby", "href": "{schema}"},
     ],
 }
+
+
+_MEMBER_STATUSES = ("accepted", "pending", "rejected", "all")
+
+
+def _any_of(value: str | None) -> list[str] | None:
+    """Glance's ``in:`` operator (``disk_format=in:raw,qcow2``), or one value."""
+    if value is None:
+        return None
+    if value.startswith("in:"):
+        return [part for part in value[3:].split(",") if part]
+    return [value]

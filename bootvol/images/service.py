@@ -89,6 +89,11 @@ class ImageQuery:
     owner: str | None = None
     protected: bool | None = None
     hidden: bool = False
+    tags: Sequence[str] = ()  # images with every one of them
+    disk_formats: Sequence[str] | None = None  # any of them
+    container_formats: Sequence[str] | None = None
+    size_min: int | None = None
+    size_max: int | None = None
     sort: Sequence[tuple[str, bool]] = (("created_at", False),)  # (key, ascending)
 
 
@@ -233,6 +238,19 @@ class ImageService:
         ):
             if value is not None:
                 statement = statement.where(column == value)
+        if query.disk_formats is not None:
+            statement = statement.where(ImageRecord.disk_format.in_(query.disk_formats))
+        if query.container_formats is not None:
+            statement = statement.where(ImageRecord.container_format.in_(query.container_formats))
+        if query.size_min is not None:
+            statement = statement.where(ImageRecord.size >= query.size_min)
+        if query.size_max is not None:
+            statement = statement.where(ImageRecord.size <= query.size_max)
+        wanted_tags = set(query.tags)
+
+        def has_tags(image: ImageRecord) -> bool:  # tags are JSON: matched here, not in SQL
+            return wanted_tags <= set(image.tags or ())
+
         with self._sessions() as session:
             if query.marker is not None:
                 marker = self._visible_by_id(session.get(ImageRecord, query.marker), caller)
@@ -247,6 +265,7 @@ class ImageService:
                 keys=keys,
                 marker_id=query.marker,
                 limit=query.limit,
+                keep=has_tags if wanted_tags else None,
             )
 
     def get(self, ref: str, *, caller: Caller = OPERATOR) -> ImageRecord:

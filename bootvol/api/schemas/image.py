@@ -87,6 +87,14 @@ class ImageListParams(BaseModel):
     owner: str | None = None
     protected: bool | None = None
     os_hidden: bool = False
+    tag: list[str] = Field(default_factory=list, description="Images with every tag given")
+    disk_format: str | None = Field(None, description="A format, or in:raw,qcow2")
+    container_format: str | None = Field(None, description="A format, or in:bare,ovf")
+    size_min: int | None = Field(None, ge=0, description="Bytes")
+    size_max: int | None = Field(None, ge=0, description="Bytes")
+    member_status: str | None = Field(
+        None, description="accepted (the default), pending, rejected or all"
+    )
     sort_key: list[str] = Field(default_factory=list)
     sort_dir: list[str] = Field(default_factory=list)
     sort: str | None = Field(None, description="key[:asc|desc],… (not with sort_key)")
