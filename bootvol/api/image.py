@@ -42,6 +42,9 @@ router = APIRouter(
 )
 
 PATCH_MEDIA_TYPE = "application/openstack-images-v2.1-json-patch"
+# Glance takes its older patch dialect's type as well (the operations bootvol serves are
+# written the same in both).
+PATCH_MEDIA_TYPES = (PATCH_MEDIA_TYPE, "application/openstack-images-v2.0-json-patch")
 _MAX_LIMIT = 1000  # Glance's api_limit_max
 _patch_body = TypeAdapter(list[PatchOperationBody])
 
@@ -220,9 +223,9 @@ def add_image_location(image_id: str, bootvol: AppDep, caller: CallerDep) -> Res
 async def update_image(
     image_id: str, request: Request, bootvol: AppDep, caller: CallerDep
 ) -> ImagePublic:
-    """Glance's JSON patch; only the application/openstack-images-v2.1-json-patch type."""
+    """Glance's JSON patch (application/openstack-images-v2.1-json-patch, or v2.0's)."""
     media_type = request.headers.get("content-type", "").split(";")[0].strip()
-    if media_type != PATCH_MEDIA_TYPE:
+    if media_type not in PATCH_MEDIA_TYPES:
         raise UnsupportedMediaType(
             f"Unsupported Content-Type {media_type or '(none)'!r}: use {PATCH_MEDIA_TYPE}"
         )
@@ -237,6 +240,18 @@ async def update_image(
         caller=caller,
     )
     return image_view(record, caller)
+
+
+@router.post("/v2/images/{image_id}/actions/deactivate", status_code=204)
+def deactivate_image(image_id: str, bootvol: AppDep, caller: CallerDep) -> Response:
+    bootvol.images.deactivate(image_id, caller=caller)
+    return Response(status_code=204)
+
+
+@router.post("/v2/images/{image_id}/actions/reactivate", status_code=204)
+def reactivate_image(image_id: str, bootvol: AppDep, caller: CallerDep) -> Response:
+    bootvol.images.reactivate(image_id, caller=caller)
+    return Response(status_code=204)
 
 
 @router.delete("/v2/images/{image_id}", status_code=204)

@@ -64,6 +64,7 @@ class ImageStatus(enum.StrEnum):
     SAVING = "saving"  # upload in progress
     ACTIVE = "active"  # bytes stored (or a remote location known) and usable
     KILLED = "killed"  # upload failed; the record stays to say why
+    DEACTIVATED = "deactivated"  # bytes kept, but no download or new volume until reactivated
 
 
 class VolumeStatus(enum.StrEnum):

@@ -39,6 +39,14 @@ READ_ONLY = frozenset(
 )
 # Glance's reserved names: neither core attributes nor properties.
 RESERVED = frozenset({"deleted", "deleted_at", "location"})
+# Glance keeps properties named os_glance_* for itself (import's state and the like).
+RESERVED_PREFIX = "os_glance"
+
+
+def is_reserved(name: str) -> bool:
+    return name in RESERVED or name.startswith(RESERVED_PREFIX)
+
+
 # Core attributes a patch may set, and the column each one lives in.
 CORE = {
     "name": "name",
@@ -84,7 +92,7 @@ def apply_patch(
         name = operation.attribute
         if name in READ_ONLY:
             raise Forbidden(f"Attribute '{name}' is read-only.")
-        if name in RESERVED:
+        if is_reserved(name):
             raise Forbidden(f"Attribute '{name}' is reserved.")
         if name in CORE:
             if operation.op == "remove":

@@ -44,10 +44,10 @@ from bootvol.images.patch import (
     CONTAINER_FORMATS,
     CORE,
     READ_ONLY,
-    RESERVED,
     PatchOperation,
     apply_patch,
     check_visibility,
+    is_reserved,
 )
 from bootvol.images.store import ImageStore
 from bootvol.images.transfer import HASH_ALGO, Progress, read_chunks
@@ -141,7 +141,11 @@ class ImageService:
             visibility = check_visibility(request.visibility, is_admin=caller.is_admin)
         else:
             visibility = Visibility.PRIVATE if owner else Visibility.PUBLIC
-        clash = sorted(set(request.properties) & (set(CORE) | READ_ONLY | RESERVED))
+        clash = sorted(
+            name
+            for name in request.properties
+            if name in CORE or name in READ_ONLY or is_reserved(name)
+        )
         if clash:
             raise Forbidden(f"Attribute '{clash[0]}' is reserved or read-only.")
         record = ImageRecord(
@@ -347,10 +351,32 @@ class ImageService:
     def read(self, image_id: str, *, caller: Caller) -> ImageData | None:
         """The image's bytes; None while it has none (queued, saving or killed)."""
         record = self.get(image_id, caller=caller)
-        if record.status != ImageStatus.ACTIVE or not record.location:
+        if record.status == ImageStatus.DEACTIVATED and not caller.sees_everything:
+            raise Forbidden(f"The requested image {record.id} has been deactivated.")
+        if record.status not in (ImageStatus.ACTIVE, ImageStatus.DEACTIVATED):
+            return None
+        if not record.location:
             return None
         chunks = record.location.chunks(what=f"image {record.id}")
         return ImageData(size=record.size, checksum=record.checksum, chunks=chunks)
+
+    def deactivate(self, image_id: str, *, caller: Caller) -> ImageRecord:
+        """Glance's deactivate: an active image keeps its bytes, but serves no download
+        (but to admins) and makes no new volume until reactivated."""
+        return self._set_active(image_id, active=False, caller=caller)
+
+    def reactivate(self, image_id: str, *, caller: Caller) -> ImageRecord:
+        return self._set_active(image_id, active=True, caller=caller)
+
+    def _set_active(self, image_id: str, *, active: bool, caller: Caller) -> ImageRecord:
+        record = self._writable(image_id, caller)
+        allowed = (ImageStatus.ACTIVE, ImageStatus.DEACTIVATED)
+        if record.status not in allowed:
+            action = "reactivate" if active else "deactivate"
+            raise Forbidden(f"Not allowed to {action} image in status '{record.status}'")
+        status = ImageStatus.ACTIVE if active else ImageStatus.DEACTIVATED
+        log.info("image %s %s", record.id, "reactivated" if active else "deactivated")
+        return self._records.update(record.id, status=status)
 
     def delete(self, ref: str, *, caller: Caller = OPERATOR) -> ImageRecord:
         record = self._writable(ref, caller)

@@ -1,0 +1,81 @@
+"""Glance's image lifecycle with the real `openstack` command: deactivate and reactivate (no
+download for members, no new volume meanwhile), both JSON-patch media types, and the
+reserved os_glance_* properties refused."""
+
+from __future__ import annotations
+
+import json
+
+from ..support import openstack_cli
+from .conftest import Service
+
+
+def test_deactivate_and_reactivate(service: Service) -> None:
+    member = service.member_cloud("team", service.add_member("team"))
+    raw = service.estate.sample("d.raw", size_mib=2)
+    image = json.loads(
+        openstack_cli(
+            member, "image", "create", "--disk-format", "raw", "--file", str(raw), "img",
+            "-f", "json",
+        ).stdout
+    )  # fmt: skip
+    openstack_cli(member, "image", "set", "--deactivate", "img")
+    shown = json.loads(openstack_cli(member, "image", "show", "img", "-f", "json").stdout)
+    assert shown["status"] == "deactivated"
+    saved = service.estate.workdir / "saved.raw"
+    refused = openstack_cli(member, "image", "save", "--file", str(saved), "img", check=False)
+    assert refused.returncode != 0
+    token, _ = service.token("team-user", "pw-team", "team")
+    with service.http() as http:
+        download = http.get(f"/image/v2/images/{image['id']}/file", headers={"X-Auth-Token": token})
+    assert download.status_code == 403 and "deactivated" in download.text
+    service.openstack("image", "save", "--file", str(saved), image["id"])  # admins still may
+    assert saved.read_bytes() == raw.read_bytes()
+    no_volume = openstack_cli(
+        member, "volume", "create", "--image", image["id"], "--size", "1", "v", check=False
+    )
+    assert no_volume.returncode != 0 and "deactivated" in no_volume.stderr
+
+    openstack_cli(member, "image", "set", "--activate", "img")
+    made = json.loads(
+        openstack_cli(
+            member, "volume", "create", "--image", image["id"], "--size", "1", "v", "-f", "json"
+        ).stdout
+    )
+    assert service.wait_for(made["id"]).status == "available"
+    with service.http() as http:  # an image without bytes yet (queued) has nothing to keep
+        queued = http.post(
+            "/image/v2/images",
+            json={"name": "empty", "disk_format": "raw", "container_format": "bare"},
+            headers={"X-Auth-Token": token},
+        ).json()
+        refused = http.post(
+            f"/image/v2/images/{queued['id']}/actions/deactivate", headers={"X-Auth-Token": token}
+        )
+    assert refused.status_code == 403 and "status 'queued'" in refused.text
+
+
+def test_patch_media_types_and_reserved_properties(service: Service) -> None:
+    token, _ = service.token()
+    with service.http() as http:
+        created = http.post(
+            "/image/v2/images",
+            json={"name": "p", "disk_format": "raw", "container_format": "bare"},
+            headers={"X-Auth-Token": token},
+        ).json()
+        url = f"/image/v2/images/{created['id']}"
+        for version in ("2.1", "2.0"):
+            patched = http.patch(
+                url,
+                content=json.dumps([{"op": "add", "path": "/os_distro", "value": version}]),
+                headers={
+                    "X-Auth-Token": token,
+                    "Content-Type": f"application/openstack-images-v{version}-json-patch",
+                },
+            )
+            assert patched.status_code == 200, patched.text
+            assert patched.json()["os_distro"] == version
+    reserved = service.openstack(
+        "image", "set", "--property", "os_glance_import_task=x", "p", check=False
+    )
+    assert reserved.returncode != 0 and "reserved" in reserved.stderr
