@@ -12,6 +12,7 @@ from bootvol.api import (
     identity_admin,
     image,
     server_volumes,
+    snapshots,
     volume,
     volume_attachments,
 )
@@ -38,6 +39,7 @@ def create_app(bootvol: Bootvol, *, public_url: str | None = None) -> FastAPI:
     app.include_router(identity_admin.router)
     app.include_router(image.router)
     app.include_router(volume.router)
+    app.include_router(snapshots.router)
     app.include_router(compute.router)
     app.include_router(server_volumes.router)
     app.include_router(volume_attachments.router)

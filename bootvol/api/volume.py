@@ -42,6 +42,7 @@ from bootvol.caller import Caller
 from bootvol.db.models import (
     DEFAULT_AVAILABILITY_ZONE,
     DEFAULT_QUOTA_GIGABYTES,
+    DEFAULT_QUOTA_SNAPSHOTS,
     DEFAULT_QUOTA_VOLUMES,
     VolumeRecord,
     VolumeStatus,
@@ -126,6 +127,7 @@ def create_volume(
             size_gib=fields.size,
             image=fields.image_ref.rsplit("/", 1)[-1] if fields.image_ref else None,
             source_volid=fields.source_volid,
+            snapshot_id=fields.snapshot_id,
             name=fields.name,
             description=fields.description,
             metadata=fields.metadata or {},
@@ -269,13 +271,13 @@ def delete_volume(
     caller: ProjectCaller,
     version: Microversion,
     force: bool = Query(False, description="3.23: delete whatever the status (admins only)"),
-    cascade: bool = Query(False, description="Snapshots too (bootvol has none to delete)"),
+    cascade: bool = Query(False, description="Its snapshots too"),
 ) -> Response:
     """Delete an available or errored volume; ``force`` (3.23, as ``os-force_delete``)
     whatever its status."""
     if force and not version.at_least("3.23"):
         raise InvalidRequest("force is a query parameter of microversion 3.23 and later")
-    bootvol.volumes.delete(volume_id, caller=caller, force=force)
+    bootvol.volumes.delete(volume_id, caller=caller, force=force, cascade=cascade)
     return Response(status_code=202)
 
 
@@ -445,9 +447,9 @@ def limits(bootvol: AppDep, caller: ProjectCaller) -> dict[str, Any]:
         "maxTotalVolumeGigabytes": project.quota_gigabytes,
         "totalVolumesUsed": usage.volumes,
         "totalGigabytesUsed": usage.gigabytes,
-        # No snapshots or backups in bootvol: none allowed, none used.
-        "maxTotalSnapshots": 0,
-        "totalSnapshotsUsed": 0,
+        "maxTotalSnapshots": project.quota_snapshots,
+        "totalSnapshotsUsed": usage.snapshots,
+        # No backups in bootvol: none allowed, none used.
         "maxTotalBackups": 0,
         "totalBackupsUsed": 0,
         "maxTotalBackupGigabytes": 0,
@@ -476,7 +478,10 @@ def show_default_quotas(target_project_id: str, caller: ProjectCaller) -> QuotaS
     check_may_read(caller, target_project_id, rule="volume_extension:quotas:show")
     return QuotaSetResponse(
         quota_set=_quota_values(
-            target_project_id, volumes=DEFAULT_QUOTA_VOLUMES, gigabytes=DEFAULT_QUOTA_GIGABYTES
+            target_project_id,
+            volumes=DEFAULT_QUOTA_VOLUMES,
+            gigabytes=DEFAULT_QUOTA_GIGABYTES,
+            snapshots=DEFAULT_QUOTA_SNAPSHOTS,
         )
     )
 
@@ -492,10 +497,14 @@ def update_quotas(
     bad = sorted(set(body.quota_set.model_extra or {}) - _QUOTA_FLAGS)
     if bad:
         raise InvalidRequest(
-            f"Bad key(s) in quota set: {', '.join(bad)} (bootvol enforces volumes and gigabytes)"
+            f"Bad key(s) in quota set: {', '.join(bad)} (bootvol enforces volumes, "
+            "snapshots and gigabytes)"
         )
     bootvol.identity.set_quotas(
-        target_project_id, volumes=body.quota_set.volumes, gigabytes=body.quota_set.gigabytes
+        target_project_id,
+        volumes=body.quota_set.volumes,
+        gigabytes=body.quota_set.gigabytes,
+        snapshots=body.quota_set.snapshots,
     )
     return QuotaSetResponse(quota_set=_quota_set(bootvol, target_project_id, usage=False))
 
@@ -507,23 +516,27 @@ def _quota_set(bootvol: Bootvol, project_id: str, *, usage: bool) -> QuotaSet:
     project = bootvol.identity.get_project(project_id, by_name=False)
     used = bootvol.volumes.usage(project.id) if usage else None
     return _quota_values(
-        project.id, volumes=project.quota_volumes, gigabytes=project.quota_gigabytes, used=used
+        project.id,
+        volumes=project.quota_volumes,
+        gigabytes=project.quota_gigabytes,
+        snapshots=project.quota_snapshots,
+        used=used,
     )
 
 
 def _quota_values(
-    project_id: str, *, volumes: int, gigabytes: int, used: Usage | None = None
+    project_id: str, *, volumes: int, gigabytes: int, snapshots: int, used: Usage | None = None
 ) -> QuotaSet:
     def value(limit: int, in_use: int = 0) -> int | QuotaUsage:
         return limit if used is None else QuotaUsage(limit=limit, in_use=in_use)
 
-    # bootvol has no snapshots, backups or groups: their quotas are 0.
+    # bootvol has no backups or groups: their quotas are 0.
     return QuotaSet(
         id=project_id,
         volumes=value(volumes, used.volumes if used else 0),
         gigabytes=value(gigabytes, used.gigabytes if used else 0),
         per_volume_gigabytes=value(-1),
-        snapshots=value(0),
+        snapshots=value(snapshots, used.snapshots if used else 0),
         backups=value(0),
         backup_gigabytes=value(0),
         groups=value(0),
@@ -579,7 +592,7 @@ class _View:
             "name": record.name,
             "description": record.description,
             "volume_type": DEFAULT_TYPE,
-            "snapshot_id": None,
+            "snapshot_id": record.snapshot_id,
             "source_volid": record.source_volid,
             "metadata": _metadata(record),
             "links": self.links(record),
@@ -658,8 +671,6 @@ def _metadata(record: VolumeRecord) -> dict[str, str]:
 def _refuse_unsupported(fields: VolumeCreateFields) -> None:
     """Sources and options bootvol does not have answer as Cinder does for unknown ones."""
     _refuse_reserved_metadata(fields.metadata)
-    if fields.snapshot_id:
-        raise NotFound(f"Snapshot {fields.snapshot_id} could not be found.")
     if fields.backup_id:
         raise NotFound(f"Backup {fields.backup_id} could not be found.")
     if fields.volume_type not in (None, DEFAULT_TYPE, DEFAULT_TYPE_ID):

@@ -37,6 +37,7 @@ DEFAULT_DOMAIN_NAME = "Default"
 DEFAULT_AVAILABILITY_ZONE = "nova"  # Cinder's default storage_availability_zone
 DEFAULT_QUOTA_VOLUMES = 100
 DEFAULT_QUOTA_GIGABYTES = 1000
+DEFAULT_QUOTA_SNAPSHOTS = 10  # Cinder's default
 # Nova's default quotas (nova.conf [quota] instances, cores, ram).
 DEFAULT_QUOTA_INSTANCES = 10
 DEFAULT_QUOTA_CORES = 20
@@ -202,6 +203,41 @@ class ImageRecord(Base):
     )
 
 
+class SnapshotStatus(enum.StrEnum):
+    """Cinder's snapshot statuses that bootvol uses (a reflink is made within the request)."""
+
+    CREATING = "creating"
+    AVAILABLE = "available"
+    DELETING = "deleting"
+    ERROR = "error"
+
+
+class SnapshotRecord(Base):
+    """A snapshot: a clone of its volume's file at one moment, beside it on its FlexVol
+    (``snapshot-<id>``), so that volumes made from it are clones again."""
+
+    __tablename__ = "snapshots"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    volume_id: Mapped[str] = mapped_column(String(36), index=True)
+    name: Mapped[str | None] = mapped_column(String(255))
+    description: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[SnapshotStatus] = mapped_column(_enum(SnapshotStatus, "snapshot_status"))
+    size_gib: Mapped[int] = mapped_column(BigInteger)
+    flexvol: Mapped[str] = mapped_column(String(255))
+    file: Mapped[str | None] = mapped_column(Text)
+    file_format: Mapped[FileFormat] = mapped_column(
+        _enum(FileFormat, "file_format"), default=FileFormat.RAW
+    )
+    project_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    user_id: Mapped[str | None] = mapped_column(String(64))
+    user_metadata: Mapped[dict[str, str] | None] = mapped_column(JSON)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
+
+
 class VolumeRecord(Base):
     __tablename__ = "volumes"
 
@@ -226,6 +262,7 @@ class VolumeRecord(Base):
     # Cinder's read-only flag (admin metadata ``readonly``): attachments must be ``ro``.
     readonly: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     source_volid: Mapped[str | None] = mapped_column(String(36))
+    snapshot_id: Mapped[str | None] = mapped_column(String(36))  # made from this snapshot
     availability_zone: Mapped[str] = mapped_column(String(255), default=DEFAULT_AVAILABILITY_ZONE)
     # Cinder's volume_image_metadata: what the image said of itself when the volume was cut.
     image_metadata: Mapped[dict[str, str] | None] = mapped_column(JSON)
@@ -272,6 +309,9 @@ class ProjectRecord(Base):
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     quota_volumes: Mapped[int] = mapped_column(Integer, default=DEFAULT_QUOTA_VOLUMES)
     quota_gigabytes: Mapped[int] = mapped_column(Integer, default=DEFAULT_QUOTA_GIGABYTES)
+    quota_snapshots: Mapped[int] = mapped_column(
+        Integer, default=DEFAULT_QUOTA_SNAPSHOTS, server_default=str(DEFAULT_QUOTA_SNAPSHOTS)
+    )
     quota_instances: Mapped[int] = mapped_column(Integer, default=DEFAULT_QUOTA_INSTANCES)
     quota_cores: Mapped[int] = mapped_column(Integer, default=DEFAULT_QUOTA_CORES)
     quota_ram_mib: Mapped[int] = mapped_column(Integer, default=DEFAULT_QUOTA_RAM_MIB)

@@ -179,6 +179,7 @@ class IdentityService:
         *,
         volumes: int | None = None,
         gigabytes: int | None = None,
+        snapshots: int | None = None,
         instances: int | None = None,
         cores: int | None = None,
         ram_mib: int | None = None,
@@ -193,6 +194,7 @@ class IdentityService:
             for name, column, value in (
                 ("volumes", "quota_volumes", volumes),
                 ("gigabytes", "quota_gigabytes", gigabytes),
+                ("snapshots", "quota_snapshots", snapshots),
                 ("instances", "quota_instances", instances),
                 ("cores", "quota_cores", cores),
                 ("ram", "quota_ram_mib", ram_mib),

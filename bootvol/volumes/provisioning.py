@@ -20,7 +20,13 @@ import time
 from pathlib import Path
 
 from bootvol.config import Settings
-from bootvol.db.models import ImageRecord, VolumeRecord, VolumeStatus
+from bootvol.db.models import (
+    ImageRecord,
+    SnapshotRecord,
+    SnapshotStatus,
+    VolumeRecord,
+    VolumeStatus,
+)
 from bootvol.db.records import Records
 from bootvol.db.session import SessionFactory
 from bootvol.errors import BootvolError, ClaimLost, Conflict, NotFound
@@ -51,6 +57,7 @@ class Provisioner:
     ) -> None:
         self._sessions = sessions
         self._records = Records(sessions, VolumeRecord, kind="volume")
+        self._snapshots = Records(sessions, SnapshotRecord, kind="snapshot")
         self._topology = topology
         self._images = images
         self._settings = settings
@@ -128,6 +135,8 @@ class Provisioner:
                 outcome = self._make_from_image(record, target, claim)
             elif record.source_volid:
                 outcome = self._make_from_volume(record, target)
+            elif record.snapshot_id:
+                outcome = self._make_from_snapshot(record, target)
             else:
                 outcome = VolumeOutcome(
                     status=VolumeStatus.AVAILABLE, made=empty_volume(target=target)
@@ -174,6 +183,27 @@ class Provisioner:
             made=made,
             bootable=True,
             image_metadata=_image_metadata(image),
+        )
+
+    def _make_from_snapshot(self, record: VolumeRecord, target: VolumeTarget) -> VolumeOutcome:
+        snapshot = self._snapshots.get_by_id(record.snapshot_id or "")
+        if snapshot is None or snapshot.status != SnapshotStatus.AVAILABLE or not snapshot.file:
+            raise Conflict(f"snapshot {record.snapshot_id} is gone or no longer available")
+        made = clone_volume(
+            source_id=snapshot.id,
+            source_file=Path(snapshot.file),
+            source_format=snapshot.file_format,
+            target=target,
+            clone_method=self._settings.clone_method,
+        )
+        made.record.source = f"snapshot {snapshot.id} (of volume {snapshot.volume_id})"
+        # Cinder: a volume from a snapshot is bootable when the snapshot's volume was.
+        origin = self._records.get_by_id(snapshot.volume_id)
+        return VolumeOutcome(
+            status=VolumeStatus.AVAILABLE,
+            made=made,
+            bootable=bool(origin and origin.bootable),
+            image_metadata=origin.image_metadata if origin else None,
         )
 
     def _make_from_volume(self, record: VolumeRecord, target: VolumeTarget) -> VolumeOutcome:
@@ -256,6 +286,8 @@ class Provisioner:
 
 
 def _source_kind(record: VolumeRecord) -> str:
+    if record.snapshot_id:
+        return "snapshot"
     return "image" if record.image_id else "volume" if record.source_volid else "empty"
 
 

@@ -34,6 +34,8 @@ from bootvol.db.models import (
     DEFAULT_AVAILABILITY_ZONE,
     ImageRecord,
     ImageStatus,
+    SnapshotRecord,
+    SnapshotStatus,
     VolumeRecord,
     VolumeStatus,
     utcnow,
@@ -51,6 +53,7 @@ from bootvol.volumes.claims import this_process
 from bootvol.volumes.events import VolumeObserver
 from bootvol.volumes.provisioning import Provisioner, image_source
 from bootvol.volumes.quota import Usage, VolumeQuota
+from bootvol.volumes.snapshots import SnapshotService
 from bootvol.volumes.volume_file import VolumeTarget, grow
 
 log = logging.getLogger(__name__)
@@ -69,6 +72,7 @@ class VolumeCreate:
     name: str | None = None
     flexvol: str | None = None  # let placement choose when None
     source_volid: str | None = None
+    snapshot_id: str | None = None
     description: str | None = None
     metadata: Mapping[str, str] = field(default_factory=dict)
     availability_zone: str | None = None
@@ -128,6 +132,9 @@ class VolumeService:
             settings=settings,
             observer=observer,
         )
+        self.snapshots = SnapshotService(
+            sessions=sessions, topology=topology, volumes=self, quota=self._quota
+        )
         # Called after each accepted creation: a server's worker wakes on it.
         self.on_accept: list[Callable[[], None]] = []
 
@@ -148,6 +155,7 @@ class VolumeService:
         _validate(request)
         image: ImageRecord | None = None
         source: VolumeRecord | None = None
+        snapshot: SnapshotRecord | None = None
         if request.image is not None:
             image = self.images.get(request.image, caller=caller)
             size_gib = _check_image(request, image)
@@ -165,6 +173,18 @@ class VolumeService:
                 chosen.reason,
             )
             flexvol = chosen.flexvol
+        elif request.snapshot_id is not None:
+            snapshot = self.snapshots.get(request.snapshot_id, caller=caller)
+            if snapshot.status != SnapshotStatus.AVAILABLE:
+                raise Conflict(f"Invalid snapshot: snapshot {snapshot.id} is {snapshot.status}")
+            size_gib = request.size_gib or snapshot.size_gib
+            if size_gib < snapshot.size_gib:
+                raise InvalidRequest(
+                    f"Invalid input received: volume size {size_gib} GiB is smaller than the "
+                    f"snapshot's {snapshot.size_gib} GiB"
+                )
+            # Beside the snapshot: a clone of it there shares its blocks.
+            flexvol = self.topology.get(snapshot.flexvol)
         elif request.source_volid is not None:
             source = self._visible(request.source_volid, caller)
             size_gib = _check_source(request, source)
@@ -188,6 +208,7 @@ class VolumeService:
             size_gib=size_gib,
             image_id=image.id if image else None,
             source_volid=source.id if source else None,
+            snapshot_id=snapshot.id if snapshot else None,
             flexvol=flexvol.name,
             project_id=caller.project_id,
             user_id=caller.user_id,
@@ -309,7 +330,9 @@ class VolumeService:
         del metadata[key]
         self._records.update(record.id, user_metadata=metadata)
 
-    def delete(self, ref: str, *, caller: Caller = OPERATOR, force: bool = False) -> VolumeRecord:
+    def delete(
+        self, ref: str, *, caller: Caller = OPERATOR, force: bool = False, cascade: bool = False
+    ) -> VolumeRecord:
         """Delete an available or errored volume; ``force`` (Cinder's ``os-force_delete``,
         admins only) whatever its status, unless a server holds it. A worker making a
         force-deleted volume finds it gone when it writes the outcome and removes its file."""
@@ -319,12 +342,20 @@ class VolumeService:
             held = self.attachments.held_by(record.id)
             if held:
                 raise Conflict(f"Invalid volume: volume {record.id} is in use{held}; detach it")
-        elif record.status not in _DELETABLE:
+        snapshots = self.snapshots.of_volume(record.id)
+        if snapshots and not cascade:
+            raise Conflict(
+                f"Invalid volume: volume {record.id} has {len(snapshots)} snapshot(s); delete "
+                "them first, or delete with cascade (openstack volume delete --purge)"
+            )
+        if record.status not in _DELETABLE and not force:
             raise Conflict(
                 f"Invalid volume: volume {record.id} is {record.status}"
                 f"{self.attachments.held_by(record.id)}; it must be available or error to be "
                 "deleted"
             )
+        for snapshot in snapshots:  # cascade: the snapshots go first, as in Cinder
+            self.snapshots.delete(snapshot.id)
         if record.flexvol:
             flexvol = self.topology.get(record.flexvol)
             VolumeTarget(volume_id=record.id, flexvol=flexvol, size_bytes=0).remove_files()

@@ -87,8 +87,8 @@ def test_discovery_routes_answer_as_cinder_does(service: Service) -> None:
     assert refused.returncode != 0 and "services:index" in refused.stderr
 
     # A quota bootvol does not enforce is refused by name, not accepted and ignored.
-    bad = service.openstack("quota", "set", "--snapshots", "5", "team", check=False)
-    assert bad.returncode != 0 and "Bad key(s) in quota set: snapshots" in bad.stderr
+    bad = service.openstack("quota", "set", "--backups", "5", "team", check=False)
+    assert bad.returncode != 0 and "Bad key(s) in quota set: backups" in bad.stderr
     service.openstack("quota", "set", "--volumes", "7", "team")
     assert service.estate.app.identity.get_project("team").quota_volumes == 7
 

@@ -248,6 +248,7 @@ class QuotaSetUpdate(BaseModel):
     model_config = ConfigDict(extra="allow")  # other keys are refused by name
 
     volumes: int | None = Field(None, ge=-1)
+    snapshots: int | None = Field(None, ge=-1)
     gigabytes: int | None = Field(None, ge=-1)
 
 
