@@ -15,6 +15,7 @@ from bootvol.api import (
     snapshots,
     volume,
     volume_attachments,
+    volume_types,
 )
 from bootvol.api.requests import OpenStackRequests
 from bootvol.metrics import CONTENT_TYPE
@@ -40,6 +41,7 @@ def create_app(bootvol: Bootvol, *, public_url: str | None = None) -> FastAPI:
     app.include_router(image.router)
     app.include_router(volume.router)
     app.include_router(snapshots.router)
+    app.include_router(volume_types.router)
     app.include_router(compute.router)
     app.include_router(server_volumes.router)
     app.include_router(volume_attachments.router)

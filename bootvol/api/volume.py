@@ -44,6 +44,8 @@ from bootvol.db.models import (
     DEFAULT_QUOTA_GIGABYTES,
     DEFAULT_QUOTA_SNAPSHOTS,
     DEFAULT_QUOTA_VOLUMES,
+    DEFAULT_VOLUME_TYPE,
+    DEFAULT_VOLUME_TYPE_ID,
     VolumeRecord,
     VolumeStatus,
     utcnow,
@@ -64,8 +66,6 @@ router = APIRouter(
     },
 )
 
-DEFAULT_TYPE = "__DEFAULT__"  # Cinder's default volume type since Train
-DEFAULT_TYPE_ID = uuid.uuid5(uuid.NAMESPACE_URL, "bootvol:volume-type:__DEFAULT__").hex
 _MAX_LIMIT = 1000  # Cinder's osapi_max_limit
 _HOST = socket.gethostname()
 _METADATA_PREFIX = "bootvol:"
@@ -128,6 +128,7 @@ def create_volume(
             image=fields.image_ref.rsplit("/", 1)[-1] if fields.image_ref else None,
             source_volid=fields.source_volid,
             snapshot_id=fields.snapshot_id,
+            volume_type=fields.volume_type,
             name=fields.name,
             description=fields.description,
             metadata=fields.metadata or {},
@@ -551,6 +552,7 @@ class _View:
         self._base = base
         self._caller = caller
         self._version = version
+        self._type_names: dict[str, str] | None = None
 
     def links(self, record: VolumeRecord) -> list[Link]:
         project = record.project_id or self._caller.project_id or ""
@@ -558,6 +560,12 @@ class _View:
             Link(href=f"{catalog.volume_url(self._base, project)}/volumes/{record.id}", rel="self"),
             Link(href=f"{self._base}/volume/{project}/volumes/{record.id}", rel="bookmark"),
         ]
+
+    def _type_name(self, type_id: str | None) -> str:
+        """Cinder shows the type's name; the types are read once per view (lists)."""
+        if self._type_names is None:
+            self._type_names = {t.id: t.name for t in self._bootvol.volumes.types.list()}
+        return self._type_names.get(type_id or DEFAULT_VOLUME_TYPE_ID, DEFAULT_VOLUME_TYPE)
 
     def _attachments(self, record: VolumeRecord) -> list[dict[str, Any]]:
         """The volume's attachment as Cinder shows it once connected (attached or
@@ -591,7 +599,7 @@ class _View:
             "updated_at": cinder_time(record.updated_at),
             "name": record.name,
             "description": record.description,
-            "volume_type": DEFAULT_TYPE,
+            "volume_type": self._type_name(record.volume_type_id),
             "snapshot_id": record.snapshot_id,
             "source_volid": record.source_volid,
             "metadata": _metadata(record),
@@ -673,8 +681,6 @@ def _refuse_unsupported(fields: VolumeCreateFields) -> None:
     _refuse_reserved_metadata(fields.metadata)
     if fields.backup_id:
         raise NotFound(f"Backup {fields.backup_id} could not be found.")
-    if fields.volume_type not in (None, DEFAULT_TYPE, DEFAULT_TYPE_ID):
-        raise NotFound(f"Volume type with name {fields.volume_type} could not be found.")
     if fields.consistencygroup_id or fields.group_id:
         group = fields.consistencygroup_id or fields.group_id
         raise NotFound(f"Group {group} could not be found.")

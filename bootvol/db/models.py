@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import uuid
 from typing import Any
 
 from sqlalchemy import (
@@ -203,6 +204,24 @@ class ImageRecord(Base):
     )
 
 
+DEFAULT_VOLUME_TYPE = "__DEFAULT__"  # Cinder's default volume type since Train
+DEFAULT_VOLUME_TYPE_ID = uuid.uuid5(uuid.NAMESPACE_URL, "bootvol:volume-type:__DEFAULT__").hex
+
+
+class VolumeTypeRecord(Base):
+    """A Cinder volume type; its extra specs may pin its volumes to FlexVols
+    (bootvol.volumes.types)."""
+
+    __tablename__ = "volume_types"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    description: Mapped[str | None] = mapped_column(Text)
+    is_public: Mapped[bool] = mapped_column(Boolean, default=True)
+    extra_specs: Mapped[dict[str, str] | None] = mapped_column(JSON)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class SnapshotStatus(enum.StrEnum):
     """Cinder's snapshot statuses that bootvol uses (a reflink is made within the request)."""
 
@@ -263,6 +282,7 @@ class VolumeRecord(Base):
     readonly: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     source_volid: Mapped[str | None] = mapped_column(String(36))
     snapshot_id: Mapped[str | None] = mapped_column(String(36))  # made from this snapshot
+    volume_type_id: Mapped[str | None] = mapped_column(String(36))
     availability_zone: Mapped[str] = mapped_column(String(255), default=DEFAULT_AVAILABILITY_ZONE)
     # Cinder's volume_image_metadata: what the image said of itself when the volume was cut.
     image_metadata: Mapped[dict[str, str] | None] = mapped_column(JSON)

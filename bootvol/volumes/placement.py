@@ -9,6 +9,7 @@ A FlexVol named by the request is used as it is, if it holds volumes and has the
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,8 @@ from bootvol.storage.flexvol import FlexVol
 from bootvol.storage.topology import Topology
 from bootvol.units import GiB
 from bootvol.volumes.cache import ImageCache
+
+Allowed = Callable[[FlexVol], bool]  # a FlexVol a volume type admits
 
 
 @dataclass(frozen=True)
@@ -73,15 +76,28 @@ def place_for_image(
     image_file: Path | None,
     raw_size: int,
     requested: str | None,
+    allowed: Allowed | None = None,
 ) -> Placement:
-    """The FlexVol for a volume of an image (``requested``: a FlexVol the request named)."""
+    """The FlexVol for a volume of an image (``requested``: a FlexVol the request named;
+    ``allowed``: the FlexVols its volume type admits)."""
     if requested is not None:
         flexvol = volume_flexvol(topology, requested)
         check_room(flexvol, image_id=image_id, raw_size=raw_size)
         return Placement(flexvol, "named by the request")
     return choose_flexvol(
-        topology.volume_flexvols(), image_id=image_id, image_file=image_file, raw_size=raw_size
+        candidates(topology, allowed), image_id=image_id, image_file=image_file, raw_size=raw_size
     )
+
+
+def candidates(topology: Topology, allowed: Allowed | None) -> list[FlexVol]:
+    """The FlexVols that hold volumes and that ``allowed`` admits; InvalidRequest if none."""
+    found = [f for f in topology.volume_flexvols() if allowed is None or allowed(f)]
+    if not found:
+        raise InvalidRequest(
+            "no FlexVol meets the volume type's extra specs (bootvol:flexvol, "
+            "capabilities:reflink); see `bootvol flexvol list`"
+        )
+    return found
 
 
 def place_for_source(
@@ -100,11 +116,13 @@ def place_for_source(
     return flexvol
 
 
-def place_empty(topology: Topology, *, requested: str | None) -> FlexVol:
+def place_empty(
+    topology: Topology, *, requested: str | None, allowed: Allowed | None = None
+) -> FlexVol:
     """A sparse file takes no space: the FlexVol with the most available space."""
     if requested is not None:
         return volume_flexvol(topology, requested)
-    return max(topology.volume_flexvols(), key=lambda f: f.space().available_bytes)
+    return max(candidates(topology, allowed), key=lambda f: f.space().available_bytes)
 
 
 def volume_flexvol(topology: Topology, name: str) -> FlexVol:

@@ -54,6 +54,7 @@ from bootvol.volumes.events import VolumeObserver
 from bootvol.volumes.provisioning import Provisioner, image_source
 from bootvol.volumes.quota import Usage, VolumeQuota
 from bootvol.volumes.snapshots import SnapshotService
+from bootvol.volumes.types import VolumeTypeService, accepts
 from bootvol.volumes.volume_file import VolumeTarget, grow
 
 log = logging.getLogger(__name__)
@@ -73,6 +74,7 @@ class VolumeCreate:
     flexvol: str | None = None  # let placement choose when None
     source_volid: str | None = None
     snapshot_id: str | None = None
+    volume_type: str | None = None  # id or name; Cinder's __DEFAULT__ when None
     description: str | None = None
     metadata: Mapping[str, str] = field(default_factory=dict)
     availability_zone: str | None = None
@@ -132,6 +134,7 @@ class VolumeService:
             settings=settings,
             observer=observer,
         )
+        self.types = VolumeTypeService(sessions)
         self.snapshots = SnapshotService(
             sessions=sessions, topology=topology, volumes=self, quota=self._quota
         )
@@ -153,6 +156,8 @@ class VolumeService:
         background worker picks it up.
         """
         _validate(request)
+        volume_type = self.types.get(request.volume_type, caller=caller)
+        allowed = accepts(volume_type)
         image: ImageRecord | None = None
         source: VolumeRecord | None = None
         snapshot: SnapshotRecord | None = None
@@ -165,6 +170,7 @@ class VolumeService:
                 image_file=image_source(image).file,
                 raw_size=image.virtual_size or image.size or 0,
                 requested=request.flexvol,
+                allowed=allowed,
             )
             log.info(
                 "placing a volume of image %s on %s: %s",
@@ -198,7 +204,9 @@ class VolumeService:
             if request.size_gib is None:
                 raise InvalidRequest("a volume needs a size, an image or a source volume")
             size_gib = request.size_gib
-            flexvol = placement.place_empty(self.topology, requested=request.flexvol)
+            flexvol = placement.place_empty(
+                self.topology, requested=request.flexvol, allowed=allowed
+            )
 
         now = utcnow()
         record = VolumeRecord(
@@ -209,6 +217,7 @@ class VolumeService:
             image_id=image.id if image else None,
             source_volid=source.id if source else None,
             snapshot_id=snapshot.id if snapshot else None,
+            volume_type_id=volume_type.id,
             flexvol=flexvol.name,
             project_id=caller.project_id,
             user_id=caller.user_id,
