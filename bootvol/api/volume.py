@@ -8,6 +8,7 @@ import json
 import socket
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -27,6 +28,7 @@ from bootvol.api.schemas.volume import (
     QuotaSetResponse,
     QuotaSetUpdateBody,
     QuotaUsage,
+    UploadImageAction,
     VolumeActionBody,
     VolumeCreateBody,
     VolumeCreateFields,
@@ -46,11 +48,13 @@ from bootvol.db.models import (
     DEFAULT_QUOTA_VOLUMES,
     DEFAULT_VOLUME_TYPE,
     DEFAULT_VOLUME_TYPE_ID,
+    Visibility,
     VolumeRecord,
     VolumeStatus,
     utcnow,
 )
-from bootvol.errors import BootvolError, Forbidden, InvalidRequest, NotFound
+from bootvol.errors import BootvolError, Conflict, Forbidden, InvalidRequest, NotFound
+from bootvol.images.service import ImageCreate
 from bootvol.runtime import Bootvol
 from bootvol.volumes.quota import Usage
 from bootvol.volumes.service import VolumeCreate, VolumeQuery
@@ -391,6 +395,8 @@ def volume_action(
         bootvol.volumes.reset_status(volume.id, _status(body.os_reset_status.status), caller=caller)
     elif "os_force_delete" in asked:
         bootvol.volumes.delete(volume.id, caller=caller, force=True)
+    elif body.os_volume_upload_image is not None:
+        return _upload_to_image(bootvol, volume, body.os_volume_upload_image, caller)
     else:
         raise InvalidRequest(f"{next(iter(asked)).replace('_', '-', 1)} needs its parameters")
     return Response(status_code=202)
@@ -640,6 +646,47 @@ class _View:
     def _host(self, record: VolumeRecord) -> str | None:
         # Cinder's host@backend#pool: one backend per SVM, one pool per FlexVol.
         return f"{self._backend(record)}#{record.flexvol}" if record.flexvol else None
+
+
+def _upload_to_image(
+    bootvol: Bootvol, volume: VolumeRecord, upload: UploadImageAction, caller: Caller
+) -> JSONResponse:
+    """A new image of the volume (Cinder answers 202 with what it will upload)."""
+    allowed = (
+        (VolumeStatus.AVAILABLE, VolumeStatus.IN_USE) if upload.force else (VolumeStatus.AVAILABLE,)
+    )
+    if volume.status not in allowed or not volume.file:
+        raise Conflict(
+            f"Invalid volume: volume {volume.id} is {volume.status}; it must be available "
+            "(or in-use, with force) to be uploaded"
+        )
+    image = bootvol.images.create_from_volume(
+        ImageCreate(
+            name=upload.image_name,
+            disk_format=upload.disk_format,
+            container_format=upload.container_format,
+            visibility=Visibility(upload.visibility) if upload.visibility else None,
+            protected=upload.protected,
+        ),
+        Path(volume.file),
+        source_format=str(volume.file_format),
+        caller=caller,
+    )
+    body = {
+        "id": volume.id,
+        "updated_at": cinder_time(volume.updated_at),
+        "status": str(volume.status),
+        "display_description": volume.description,
+        "size": volume.size_gib,
+        "volume_type": {"name": DEFAULT_VOLUME_TYPE},
+        "image_id": image.id,
+        "container_format": image.container_format,
+        "disk_format": image.disk_format,
+        "image_name": image.name,
+        "visibility": str(image.visibility),
+        "protected": image.protected,
+    }
+    return JSONResponse({"os-volume_upload_image": body}, status_code=202)
 
 
 def _status(text: str | None) -> VolumeStatus:

@@ -214,6 +214,33 @@ class ImageService:
             message=None,
         )
 
+    def create_from_volume(
+        self, request: ImageCreate, source: Path, *, source_format: str, caller: Caller
+    ) -> ImageRecord:
+        """Cinder's upload-to-image: a new raw image of a volume's file, cloned into the
+        image store where it shares the filesystem; a failure leaves no record and no file."""
+        if request.disk_format != "raw":
+            raise InvalidRequest(
+                f"bootvol makes raw images of volumes, not {request.disk_format}: a raw image "
+                "is a clone of the volume, and clones again into volumes"
+            )
+        record = self.create(request, caller=caller)
+        try:
+            stored = self.store.store_file(record.id, source, source_format=source_format)
+        except BaseException:
+            self._records.delete(record.id)
+            raise
+        return self._records.update(
+            record.id,
+            status=ImageStatus.ACTIVE,
+            location=ImageLocation.stored(stored.path),
+            size=stored.digest.size,
+            virtual_size=stored.virtual_size,
+            checksum=stored.digest.md5,
+            os_hash_algo=HASH_ALGO,
+            os_hash_value=stored.digest.sha512,
+        )
+
     def create_from_file(
         self, request: ImageCreate, path: Path, *, progress: Progress | None = None
     ) -> ImageRecord:

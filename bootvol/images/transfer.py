@@ -125,6 +125,19 @@ def _all_zeros(chunk: bytes) -> bool:
     return chunk.startswith(_ZEROS) and _all_zeros(chunk[CHUNK_SIZE:])
 
 
+def hash_file(path: Path) -> Digest:
+    """The size and hashes of a file already in place (an image made from a volume)."""
+    hasher = _Hasher(ALL_HASHES)
+    size = 0
+    try:
+        for chunk in read_chunks(path):
+            hasher.feed(chunk)
+            size += len(chunk)
+    finally:
+        digests = hasher.finish()
+    return Digest(size=size, md5=digests.get("md5"), sha512=digests.get("sha512"))
+
+
 def read_chunks(path: Path) -> Iterable[bytes]:
     with open(path, "rb") as source:
         while chunk := source.read(CHUNK_SIZE):

@@ -125,3 +125,40 @@ def test_volume_summary_and_metadata_items(service: Service) -> None:
         assert unset.status_code == 400 and "bootvol" in unset.text
         assert http.delete(f"{base}/tier", headers=headers).status_code == 200
         assert http.get(f"{base}/tier", headers=headers).status_code == 404
+
+
+def test_image_create_from_a_volume(service: Service) -> None:
+    # `openstack image create --volume`: a raw image of the volume, with Glance's hashes, that
+    # makes volumes again.
+    from bootvol.bench.content import file_sha256, volume_sha256
+    from bootvol.units import GiB, MiB
+
+    raw = service.estate.sample("d.raw", size_mib=4)
+    service.openstack("image", "create", "--disk-format", "raw", "--file", str(raw), "src")
+    made = json.loads(
+        service.openstack(
+            "volume", "create", "--image", "src", "--size", "1", "v", "-f", "json"
+        ).stdout
+    )
+    volume = service.wait_for(made["id"])
+    service.openstack("image", "create", "--volume", "v", "snap-img")
+    image = json.loads(service.openstack("image", "show", "snap-img", "-f", "json").stdout)
+    assert image["status"] == "active" and image["disk_format"] == "raw"
+    assert image["size"] == GiB and image["checksum"]
+    stored = service.estate.app.images.get(image["id"])
+    assert stored.location is not None and stored.location.file is not None
+    length = 4 * MiB
+    assert volume_sha256(stored.location.file, file_format="raw", length=length) == file_sha256(raw)
+    assert volume_sha256(Path(volume.file), file_format=volume.file_format, length=length) == (
+        file_sha256(raw)
+    )
+    again = json.loads(
+        service.openstack(
+            "volume", "create", "--image", "snap-img", "--size", "1", "w", "-f", "json"
+        ).stdout
+    )
+    assert service.wait_for(again["id"]).status == "available"
+    qcow2 = service.openstack(
+        "image", "create", "--volume", "v", "--disk-format", "qcow2", "q", check=False
+    )
+    assert qcow2.returncode != 0 and "raw images" in qcow2.stderr

@@ -107,6 +107,26 @@ class ReadonlyAction(BaseModel):
     readonly: bool
 
 
+class UploadImageAction(BaseModel):
+    """``os-volume_upload_image`` (``openstack image create --volume``)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    image_name: str
+    disk_format: str = "raw"
+    container_format: str = "bare"
+    force: bool = False
+    visibility: str | None = None
+    protected: bool = False
+
+    @field_validator("force", "protected", mode="before")
+    @classmethod
+    def _cinder_boolean(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return value.strip().lower() in ("1", "t", "true", "on", "y", "yes")
+        return value
+
+
 class ResetStatusAction(BaseModel):
     """``os-reset_status``: Cinder takes ``attach_status`` and ``migration_status`` too;
     bootvol keeps attachments in their own records, and migrates nothing."""
@@ -133,6 +153,7 @@ class VolumeActionBody(BaseModel):
     os_update_readonly_flag: ReadonlyAction | None = Field(None, alias="os-update_readonly_flag")
     os_reset_status: ResetStatusAction | None = Field(None, alias="os-reset_status")
     os_force_delete: dict[str, Any] | None = Field(None, alias="os-force_delete")
+    os_volume_upload_image: UploadImageAction | None = Field(None, alias="os-volume_upload_image")
 
 
 class VolumeListParams(BaseModel):
