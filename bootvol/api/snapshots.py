@@ -3,9 +3,9 @@ metadata (bootvol.volumes.snapshots makes them: reflinks beside their volume).""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from bootvol.api.deps import AppDep, Microversion, ProjectCaller
@@ -13,8 +13,10 @@ from bootvol.api.formats import cinder_time
 from bootvol.api.microversion import APIVersion
 from bootvol.api.schemas.common import ErrorBody
 from bootvol.api.schemas.volume import MetadataBody
+from bootvol.caller import Caller
 from bootvol.db.models import SnapshotRecord
 from bootvol.errors import InvalidRequest
+from bootvol.runtime import Bootvol
 from bootvol.volumes.snapshots import SnapshotCreate
 
 router = APIRouter(prefix="/volume", tags=["volume"])
@@ -106,32 +108,43 @@ def create_snapshot(
     return {"snapshot": snapshot_view(record, version, detail=True)}
 
 
+class SnapshotListParams(BaseModel):
+    all_tenants: bool = Field(False, description="Admins: every project's snapshots")
+    volume_id: str | None = None
+
+
 @router.get("/v3/{project_id}/snapshots")
 def list_snapshots(
+    params: Annotated[SnapshotListParams, Query()],
     bootvol: AppDep,
     caller: ProjectCaller,
     version: Microversion,
-    all_tenants: bool = False,
-    volume_id: str | None = None,
 ) -> dict[str, Any]:
-    records = bootvol.volumes.snapshots.list(
-        caller=caller, all_projects=all_tenants, volume_id=volume_id
-    )
-    return {"snapshots": [snapshot_view(r, version, detail=False) for r in records]}
+    return _snapshot_list(bootvol, params, caller, version, detail=False)
 
 
 @router.get("/v3/{project_id}/snapshots/detail")
 def list_snapshots_detail(
+    params: Annotated[SnapshotListParams, Query()],
     bootvol: AppDep,
     caller: ProjectCaller,
     version: Microversion,
-    all_tenants: bool = False,
-    volume_id: str | None = None,
+) -> dict[str, Any]:
+    return _snapshot_list(bootvol, params, caller, version, detail=True)
+
+
+def _snapshot_list(
+    bootvol: Bootvol,
+    params: SnapshotListParams,
+    caller: Caller,
+    version: APIVersion,
+    *,
+    detail: bool,
 ) -> dict[str, Any]:
     records = bootvol.volumes.snapshots.list(
-        caller=caller, all_projects=all_tenants, volume_id=volume_id
+        caller=caller, all_projects=params.all_tenants, volume_id=params.volume_id
     )
-    return {"snapshots": [snapshot_view(r, version, detail=True) for r in records]}
+    return {"snapshots": [snapshot_view(r, version, detail=detail) for r in records]}
 
 
 @router.get("/v3/{project_id}/snapshots/{snapshot_id}")

@@ -49,7 +49,7 @@ from bootvol.images.patch import (
     check_visibility,
     is_reserved,
 )
-from bootvol.images.store import ImageStore
+from bootvol.images.store import ImageStore, StoredImage
 from bootvol.images.transfer import HASH_ALGO, Progress, read_chunks
 
 log = logging.getLogger(__name__)
@@ -202,17 +202,7 @@ class ImageService:
         except BaseException:
             self._records.update(image_id, status=ImageStatus.KILLED, message="upload interrupted")
             raise
-        return self._records.update(
-            image_id,
-            status=ImageStatus.ACTIVE,
-            location=ImageLocation.stored(stored.path),
-            size=stored.digest.size,
-            virtual_size=stored.virtual_size,
-            checksum=stored.digest.md5,
-            os_hash_algo=HASH_ALGO,
-            os_hash_value=stored.digest.sha512,
-            message=None,
-        )
+        return self._activate(image_id, stored)
 
     def create_from_volume(
         self, request: ImageCreate, source: Path, *, source_format: str, caller: Caller
@@ -230,8 +220,12 @@ class ImageService:
         except BaseException:
             self._records.delete(record.id)
             raise
+        return self._activate(record.id, stored)
+
+    def _activate(self, image_id: str, stored: StoredImage) -> ImageRecord:
+        """The image is its stored bytes now: active, with their size and hashes."""
         return self._records.update(
-            record.id,
+            image_id,
             status=ImageStatus.ACTIVE,
             location=ImageLocation.stored(stored.path),
             size=stored.digest.size,
@@ -239,6 +233,7 @@ class ImageService:
             checksum=stored.digest.md5,
             os_hash_algo=HASH_ALGO,
             os_hash_value=stored.digest.sha512,
+            message=None,
         )
 
     def create_from_file(
