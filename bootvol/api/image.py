@@ -117,8 +117,6 @@ def images_schema() -> dict[str, Any]:
 )
 def create_image(body: ImageCreateBody, bootvol: AppDep, caller: CallerDep) -> ImagePublic:
     """Create an image record (queued); upload its bytes with PUT …/file."""
-    if body.disk_format is None:
-        raise InvalidRequest("disk_format is required (bootvol sets it at creation)")
     record = bootvol.images.create(
         ImageCreate(
             id=body.id,

@@ -176,7 +176,7 @@ class ImageRecord(Base):
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     name: Mapped[str] = mapped_column(String(255), index=True)
-    disk_format: Mapped[str] = mapped_column(String(16))
+    disk_format: Mapped[str | None] = mapped_column(String(16))  # None: queued, not set yet
     container_format: Mapped[str] = mapped_column(String(16), default="bare")
     status: Mapped[ImageStatus] = mapped_column(_enum(ImageStatus, "image_status"))
     size: Mapped[int | None] = mapped_column(BigInteger)

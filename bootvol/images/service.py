@@ -58,7 +58,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class ImageCreate:
     name: str
-    disk_format: str
+    disk_format: str | None  # None: the image stays queued until a patch sets it (Glance)
     container_format: str = "bare"
     url: str | None = None
     # Optional promises about a remote image, verified when it is downloaded.
@@ -111,7 +111,7 @@ _SORT_COLUMNS = {
     "name": sortable(ImageRecord.name),
     "status": sortable(ImageRecord.status),
     "container_format": sortable(ImageRecord.container_format),
-    "disk_format": sortable(ImageRecord.disk_format),
+    "disk_format": sortable(ImageRecord.disk_format, empty=""),
     "size": sortable(ImageRecord.size, empty=-1),
     "virtual_size": sortable(ImageRecord.virtual_size, empty=-1),
     "id": sortable(ImageRecord.id),
@@ -186,13 +186,17 @@ class ImageService:
         caller: Caller = OPERATOR,
     ) -> ImageRecord:
         """Store the bytes of a queued image; on refusal the image is ``killed`` with why."""
-        self._writable(image_id, caller)
-        record = self._set_status(image_id, expect=ImageStatus.QUEUED, to=ImageStatus.SAVING)
+        disk_format = self._writable(image_id, caller).disk_format
+        if disk_format is None:
+            raise InvalidRequest(
+                "Properties disk_format, container_format must be set prior to saving data."
+            )
+        self._set_status(image_id, expect=ImageStatus.QUEUED, to=ImageStatus.SAVING)
         try:
             stored = self.store.upload(
                 image_id,
                 chunks,
-                disk_format=record.disk_format,
+                disk_format=disk_format,
                 expected_size=expected_size,
                 progress=progress,
             )
@@ -462,7 +466,9 @@ class ImageService:
 
 
 def _validate(request: ImageCreate) -> None:
-    if request.disk_format not in DISK_FORMATS:
+    if request.disk_format is None and request.url is not None:
+        raise InvalidRequest("a remote image needs its disk_format: the download converts by it")
+    if request.disk_format is not None and request.disk_format not in DISK_FORMATS:
         raise InvalidRequest(
             f"disk_format {request.disk_format!r} is not one of {', '.join(DISK_FORMATS)}"
         )

@@ -330,6 +330,8 @@ def _image_metadata(image: ImageRecord) -> dict[str, str]:
 
 def image_source(image: ImageRecord) -> ImageSource:
     """What the workflow needs to know of an image, from its record."""
+    if image.disk_format is None:
+        raise Conflict(f"image {image.id} has no disk_format yet ({image.status}); set it first")
     return ImageSource(
         id=image.id,
         disk_format=image.disk_format,

@@ -79,3 +79,35 @@ def test_patch_media_types_and_reserved_properties(service: Service) -> None:
         "image", "set", "--property", "os_glance_import_task=x", "p", check=False
     )
     assert reserved.returncode != 0 and "reserved" in reserved.stderr
+
+
+def test_an_image_without_disk_format_stays_queued_until_one_is_set(service: Service) -> None:
+    token, _ = service.token()
+    headers = {"X-Auth-Token": token}
+    raw = service.estate.sample("q.raw", size_mib=1)
+    with service.http() as http:
+        created = http.post("/image/v2/images", json={"name": "later"}, headers=headers)
+        assert created.status_code == 201, created.text
+        image = created.json()
+        assert image["status"] == "queued" and image["disk_format"] is None
+        url = f"/image/v2/images/{image['id']}"
+        early = http.put(
+            f"{url}/file",
+            content=raw.read_bytes(),
+            headers={**headers, "Content-Type": "application/octet-stream"},
+        )
+        assert early.status_code == 400 and "must be set prior to saving data" in early.text
+        assert http.get(url, headers=headers).json()["status"] == "queued"
+        patched = http.patch(
+            url,
+            content=json.dumps([{"op": "add", "path": "/disk_format", "value": "raw"}]),
+            headers={**headers, "Content-Type": "application/openstack-images-v2.1-json-patch"},
+        )
+        assert patched.status_code == 200 and patched.json()["disk_format"] == "raw"
+        uploaded = http.put(
+            f"{url}/file",
+            content=raw.read_bytes(),
+            headers={**headers, "Content-Type": "application/octet-stream"},
+        )
+        assert uploaded.status_code == 204, uploaded.text
+        assert http.get(url, headers=headers).json()["status"] == "active"
