@@ -794,10 +794,13 @@ def _page_extras(
     count: bool,
     collection: str,
 ) -> dict[str, Any]:
-    """Cinder's ``volumes_links`` (a next link when more follow) and 3.45's ``count``."""
+    """Cinder's ``volumes_links`` and 3.45's ``count``. As Cinder's view builder, the next
+    link is there whenever the page is full (the limit reached), whether or not more follow:
+    a client learns the end from an empty page, not from a missing link."""
     volumes, more = page
     extras: dict[str, Any] = {}
-    if more and volumes:
+    full = query.limit is not None and len(volumes) >= query.limit
+    if volumes and (more or full):
         params = [(k, v) for k, v in request.query_params.multi_items() if k != "marker"]
         if not any(k == "limit" for k, _ in params):
             params.append(("limit", str(query.limit)))

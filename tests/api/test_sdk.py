@@ -189,5 +189,13 @@ def test_pagination_of_images_and_volumes(service: Service, page_size: int) -> N
         assert first["schema"] == "/v2/schemas/images"
         last = http.get("/image" + first["next"], headers=headers).json()
         assert len(last["images"]) == 1 and "next" not in last
+        # Cinder's volumes_links: a next link on every full page, the last full one included.
+        project = service.estate.app.identity.get_project("admin").id
+        full = http.get(
+            f"/volume/v3/{project}/volumes", params={"limit": 3}, headers=headers
+        ).json()
+        assert len(full["volumes"]) == 3 and full["volumes_links"][0]["rel"] == "next"
+        after = http.get(full["volumes_links"][0]["href"], headers=headers).json()
+        assert after["volumes"] == [] and "volumes_links" not in after
         ordered = http.get("/image/v2/images", params={"sort": "name:asc"}, headers=headers).json()
         assert [i["name"] for i in ordered["images"]] == ["img0", "img1", "img2"]
