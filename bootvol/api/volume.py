@@ -678,7 +678,7 @@ def _upload_to_image(
         "status": str(volume.status),
         "display_description": volume.description,
         "size": volume.size_gib,
-        "volume_type": {"name": DEFAULT_VOLUME_TYPE},
+        "volume_type": {"name": bootvol.volumes.types.get(volume.volume_type_id).name},
         "image_id": image.id,
         "container_format": image.container_format,
         "disk_format": image.disk_format,

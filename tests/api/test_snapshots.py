@@ -11,6 +11,7 @@ from pathlib import Path
 from bootvol.bench.content import volume_sha256
 from bootvol.units import MiB
 
+from ..support import openstack_cli
 from .conftest import Service
 
 
@@ -64,7 +65,6 @@ def test_snapshot_quota_and_status_rules(service: Service) -> None:
     service.add_member("team")
     service.openstack("quota", "set", "--snapshots", "1", "team")
     member = service.member_cloud("team", "pw-team")
-    from ..support import openstack_cli
 
     def run(*args: str, check: bool = True):  # type: ignore[no-untyped-def]
         return openstack_cli(member, *args, check=check)

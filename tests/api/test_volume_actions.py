@@ -6,21 +6,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from bootvol.bench.content import file_sha256, volume_sha256
 from bootvol.db.models import VolumeStatus
+from bootvol.units import GiB, MiB
 
+from ..support import openstack_cli
 from .conftest import Service
 
 
 def _show(service: Service, name: str, clouds: Path | None = None) -> dict:  # type: ignore[type-arg]
     args = ("volume", "show", name, "-f", "json")
-    result = service.openstack(*args) if clouds is None else _as(clouds, *args)
+    result = service.openstack(*args) if clouds is None else openstack_cli(clouds, *args)
     return json.loads(result.stdout)
-
-
-def _as(clouds: Path, *args: str, check: bool = True):  # type: ignore[no-untyped-def]
-    from ..support import openstack_cli
-
-    return openstack_cli(clouds, *args, check=check)
 
 
 def test_create_bootable_and_read_only_flags(service: Service) -> None:
@@ -44,14 +41,16 @@ def test_create_bootable_and_read_only_flags(service: Service) -> None:
 
 def test_reset_status_and_force_delete_are_for_admins(service: Service) -> None:
     member = service.member_cloud("team", service.add_member("team"))
-    made = json.loads(_as(member, "volume", "create", "--size", "1", "v", "-f", "json").stdout)
+    made = json.loads(
+        openstack_cli(member, "volume", "create", "--size", "1", "v", "-f", "json").stdout
+    )
     record = service.wait_for(made["id"])
     volume_file = Path(record.file)
     assert volume_file.exists()
 
-    refused = _as(member, "volume", "set", "--state", "error", made["id"], check=False)
+    refused = openstack_cli(member, "volume", "set", "--state", "error", made["id"], check=False)
     assert refused.returncode != 0 and "reset_status" in refused.stderr
-    refused = _as(member, "volume", "delete", "--force", made["id"], check=False)
+    refused = openstack_cli(member, "volume", "delete", "--force", made["id"], check=False)
     assert refused.returncode != 0 and "force_delete" in refused.stderr
     assert service.estate.app.volumes.get(made["id"]).status == VolumeStatus.AVAILABLE
 
@@ -66,7 +65,7 @@ def test_reset_status_and_force_delete_are_for_admins(service: Service) -> None:
             headers={"X-Auth-Token": token},
         )
     assert bad.status_code == 400 and "Invalid volume status" in bad.text
-    plain = _as(member, "volume", "delete", made["id"], check=False)
+    plain = openstack_cli(member, "volume", "delete", made["id"], check=False)
     assert plain.returncode != 0 and "must be available or error" in plain.stderr
     service.openstack("volume", "delete", "--force", made["id"])
     assert service.estate.app.volumes.list() == []
@@ -83,7 +82,7 @@ def test_discovery_routes_answer_as_cinder_does(service: Service) -> None:
     assert binaries.count("cinder-scheduler") == 1 and binaries.count("cinder-volume") >= 2
     assert {row["State"] for row in rows} == {"up"}
     member = service.member_cloud("team", service.add_member("team"))
-    refused = _as(member, "volume", "service", "list", check=False)
+    refused = openstack_cli(member, "volume", "service", "list", check=False)
     assert refused.returncode != 0 and "services:index" in refused.stderr
 
     # A quota bootvol does not enforce is refused by name, not accepted and ignored.
@@ -130,9 +129,6 @@ def test_volume_summary_and_metadata_items(service: Service) -> None:
 def test_image_create_from_a_volume(service: Service) -> None:
     # `openstack image create --volume`: a raw image of the volume, with Glance's hashes, that
     # makes volumes again.
-    from bootvol.bench.content import file_sha256, volume_sha256
-    from bootvol.units import GiB, MiB
-
     raw = service.estate.sample("d.raw", size_mib=4)
     service.openstack("image", "create", "--disk-format", "raw", "--file", str(raw), "src")
     made = json.loads(

@@ -21,4 +21,5 @@ def test_twenty_creations_at_once_none_lost(mounts: dict[str, Path]) -> None:
     assert result.passed
     figures = result.to_dict()
     assert figures["volumes_per_s"] > 0
-    assert 0 < figures["accepted_s"] <= figures["seconds"]
+    # Not compared with "seconds": the last volume may be made before its 202 is read.
+    assert figures["accepted_s"] > 0
