@@ -83,6 +83,15 @@ class CacheSettings(_Strict):
         return self
 
 
+class PlacementSettings(_Strict):
+    """How placement spreads volumes (bootvol.volumes.placement)."""
+
+    # A FlexVol that caches the image gets its volumes while its share not yet provisioned
+    # trails the emptiest FlexVol's by at most this many points; past that the emptiest one
+    # gets the volume and caches the image too.
+    spread_margin_percent: float = Field(10.0, ge=0)
+
+
 class WorkerSettings(_Strict):
     """Volume workers: how claims on pending volumes expire, and how often workers look.
 
@@ -210,6 +219,7 @@ class Settings(StorageSettings):
     image_store: str
     database_url: str | None = None
     workers: WorkerSettings = WorkerSettings()
+    placement: PlacementSettings = PlacementSettings()
     download: DownloadSettings = DownloadSettings()
     compute: ComputeSettings = ComputeSettings()
     catalog: CatalogSettings = CatalogSettings()
@@ -261,6 +271,9 @@ thres_avl_size_perc_start = 20
 thres_avl_size_perc_stop = 60
 expiry_thres_minutes = 720
 min_hole = "1M"                    # shorter zero runs stored as zeros: clones in constant time
+
+[placement]
+spread_margin_percent = 10         # points of free share a caching FlexVol may trail by
 
 [workers]
 lease_seconds = 30                 # a dead worker's volumes are taken over after this

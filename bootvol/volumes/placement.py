@@ -1,15 +1,24 @@
 """Which FlexVol gets a new volume.
 
+How full a FlexVol is counts as Cinder's capacity weigher counts a thin pool: its size less
+the sizes of the volumes placed on it (``provisioned``, which the caller reads from its
+records: this module keeps none). Physical free space cannot tell FlexVols apart here: a
+reflink clone takes no space until the guest writes, and the default FlexVols are folders of
+one filesystem.
+
 From an image, among FlexVols that hold volumes and have room for what the creation will
-write: one that already caches the image (clone, nothing written), then one that holds the
-image file (direct clone), then the one with the most available space. From another volume:
-the source's FlexVol (a reflink cannot cross filesystems). Empty: the most available space.
+write, and whose free share is within ``margin_percent`` points of the emptiest one's: one
+that already caches the image (clone, nothing written), then one that holds the image file
+(direct clone). Past the margin, or when none of those qualifies, the emptiest FlexVol gets
+the volume and with it the image in its cache (one copy offload or download; clones there
+after), so that load spreads while each FlexVol fills its cache once. From another volume:
+the source's FlexVol (a reflink cannot cross filesystems). Empty: the emptiest FlexVol.
 A FlexVol named by the request is used as it is, if it holds volumes and has the room.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +29,7 @@ from bootvol.units import GiB
 from bootvol.volumes.cache import ImageCache
 
 Allowed = Callable[[FlexVol], bool]  # a FlexVol a volume type admits
+Provisioned = Mapping[str, int]  # FlexVol name → bytes of the volumes placed on it
 
 
 @dataclass(frozen=True)
@@ -44,8 +54,22 @@ def check_room(flexvol: FlexVol, *, image_id: str, raw_size: int) -> None:
         )
 
 
+def free_percent(flexvol: FlexVol, provisioned: Provisioned) -> float:
+    """The share of ``flexvol`` not yet promised to volumes (negative when overcommitted)."""
+    total = flexvol.space().total_bytes
+    if not total:
+        return 0.0
+    return 100.0 * (total - provisioned.get(flexvol.name, 0)) / total
+
+
 def choose_flexvol(
-    candidates: list[FlexVol], *, image_id: str, image_file: Path | None, raw_size: int
+    candidates: list[FlexVol],
+    *,
+    image_id: str,
+    image_file: Path | None,
+    raw_size: int,
+    provisioned: Provisioned,
+    margin_percent: float,
 ) -> Placement:
     with_room = []
     for flexvol in candidates:
@@ -59,14 +83,38 @@ def choose_flexvol(
             f"space and the most available is {best.space().available_bytes / GiB:.2f} GiB "
             f"on {best.name}"
         )
-    for flexvol in with_room:
+    free = {flexvol.name: free_percent(flexvol, provisioned) for flexvol in with_room}
+    by_free = emptiest_first(with_room, free)
+    emptiest = by_free[0]
+    near = [f for f in by_free if free[f.name] >= free[emptiest.name] - margin_percent]
+    for flexvol in near:
         if ImageCache(flexvol).contains(image_id):
-            return Placement(flexvol, "already caches the image")
-    for flexvol in with_room:
+            return Placement(flexvol, f"already caches the image ({_fullness(flexvol, free)})")
+    for flexvol in near:
         if image_file is not None and flexvol.contains(image_file):
-            return Placement(flexvol, "holds the image file")
-    most = max(with_room, key=lambda f: f.space().available_bytes)
-    return Placement(most, "most available space")
+            return Placement(flexvol, f"holds the image file ({_fullness(flexvol, free)})")
+    reason = f"emptiest ({_fullness(emptiest, free)})"
+    if any(_has_image(f, image_id, image_file) for f in by_free if f not in near):
+        reason += (
+            f"; those that cache the image or hold its file are more than {margin_percent:g} "
+            "points fuller, so this one gets the image in its cache"
+        )
+    return Placement(emptiest, reason)
+
+
+def _has_image(flexvol: FlexVol, image_id: str, image_file: Path | None) -> bool:
+    if ImageCache(flexvol).contains(image_id):
+        return True
+    return image_file is not None and flexvol.contains(image_file)
+
+
+def emptiest_first(flexvols: list[FlexVol], free: Mapping[str, float]) -> list[FlexVol]:
+    """By free share; of FlexVols equally provisioned (fresh ones), more available space first."""
+    return sorted(flexvols, key=lambda f: (-free[f.name], -f.space().available_bytes))
+
+
+def _fullness(flexvol: FlexVol, free: Mapping[str, float]) -> str:
+    return f"{free[flexvol.name]:.0f} % not provisioned"
 
 
 def place_for_image(
@@ -76,6 +124,8 @@ def place_for_image(
     image_file: Path | None,
     raw_size: int,
     requested: str | None,
+    provisioned: Provisioned,
+    margin_percent: float,
     allowed: Allowed | None = None,
 ) -> Placement:
     """The FlexVol for a volume of an image (``requested``: a FlexVol the request named;
@@ -85,7 +135,12 @@ def place_for_image(
         check_room(flexvol, image_id=image_id, raw_size=raw_size)
         return Placement(flexvol, "named by the request")
     return choose_flexvol(
-        candidates(topology, allowed), image_id=image_id, image_file=image_file, raw_size=raw_size
+        candidates(topology, allowed),
+        image_id=image_id,
+        image_file=image_file,
+        raw_size=raw_size,
+        provisioned=provisioned,
+        margin_percent=margin_percent,
     )
 
 
@@ -117,12 +172,18 @@ def place_for_source(
 
 
 def place_empty(
-    topology: Topology, *, requested: str | None, allowed: Allowed | None = None
+    topology: Topology,
+    *,
+    requested: str | None,
+    provisioned: Provisioned,
+    allowed: Allowed | None = None,
 ) -> FlexVol:
-    """A sparse file takes no space: the FlexVol with the most available space."""
+    """A sparse file takes no space until written: the emptiest FlexVol by provisioning."""
     if requested is not None:
         return volume_flexvol(topology, requested)
-    return max(candidates(topology, allowed), key=lambda f: f.space().available_bytes)
+    found = candidates(topology, allowed)
+    free = {flexvol.name: free_percent(flexvol, provisioned) for flexvol in found}
+    return emptiest_first(found, free)[0]
 
 
 def volume_flexvol(topology: Topology, name: str) -> FlexVol:

@@ -170,6 +170,8 @@ class VolumeService:
                 image_file=image_source(image).file,
                 raw_size=image.virtual_size or image.size or 0,
                 requested=request.flexvol,
+                provisioned=self._provisioned(),
+                margin_percent=self.settings.placement.spread_margin_percent,
                 allowed=allowed,
             )
             log.info(
@@ -205,7 +207,10 @@ class VolumeService:
                 raise InvalidRequest("a volume needs a size, an image or a source volume")
             size_gib = request.size_gib
             flexvol = placement.place_empty(
-                self.topology, requested=request.flexvol, allowed=allowed
+                self.topology,
+                requested=request.flexvol,
+                provisioned=self._provisioned(),
+                allowed=allowed,
             )
 
         now = utcnow()
@@ -244,6 +249,18 @@ class VolumeService:
         for listener in self.on_accept:
             listener()
         return record
+
+    def _provisioned(self) -> dict[str, int]:
+        """Bytes promised to the volumes on each FlexVol: how full placement counts it."""
+        statement = select(VolumeRecord.flexvol, func.sum(VolumeRecord.size_gib)).group_by(
+            VolumeRecord.flexvol
+        )
+        with self._sessions() as session:
+            return {
+                flexvol: int(gib) * GiB
+                for flexvol, gib in session.execute(statement)
+                if flexvol is not None
+            }
 
     # reading -------------------------------------------------------------------------------
     def list(self) -> list[VolumeRecord]:

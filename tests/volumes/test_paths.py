@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -167,7 +168,12 @@ def test_volume_extends_to_requested_size(estate: Estate) -> None:
     assert_same_content(extended, raw)
 
 
-def test_placement_prefers_cache_then_image_then_space(estate: Estate) -> None:
+def test_placement_prefers_cache_then_image_then_space(
+    make_estate: Callable[..., Estate],
+) -> None:
+    # A 1 GiB volume is half of these 2 GiB FlexVols: a margin of 1000 points keeps the
+    # FlexVol that caches the image winning (tests/api/test_placement_spread.py: the spread).
+    estate = make_estate(extra="[placement]\nspread_margin_percent = 1000")
     raw = estate.sample("disk.raw")
     image = upload(estate, raw, "disk")
     first = estate.app.volumes.create(VolumeCreate(image=image, size_gib=1))
@@ -178,7 +184,8 @@ def test_placement_prefers_cache_then_image_then_space(estate: Estate) -> None:
     assert second.flexvol == "vol_b"
     assert path_of(second) == "cache-clone"
 
-    # An image in no FlexVol and no cache: the FlexVol with the most available space.
+    # An image in no FlexVol and no cache: the emptiest FlexVol by provisioning, and of
+    # those with nothing provisioned, the one with the most available space.
     remote = estate.app.images.create(
         ImageCreate(name="remote", disk_format="raw", url=estate.url("disk.raw"))
     ).id
