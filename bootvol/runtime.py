@@ -12,6 +12,7 @@ from bootvol.compute.service import ServerService
 from bootvol.config import Settings, load_settings, resolve_config_path
 from bootvol.db.session import SessionFactory, open_database
 from bootvol.identity.service import IdentityService
+from bootvol.images.members import ImageMembers
 from bootvol.images.service import ImageService
 from bootvol.images.store import ImageStore
 from bootvol.metrics import Metrics
@@ -26,6 +27,7 @@ class Bootvol:
     sessions: SessionFactory
     topology: Topology
     images: ImageService
+    image_members: ImageMembers  # the projects shared images are shared with
     volumes: VolumeService
     identity: IdentityService
     metrics: Metrics
@@ -67,6 +69,7 @@ def open_bootvol(*, config: Path | None = None, data_dir: Path | None = None) ->
         sessions=sessions,
         topology=topology,
         images=images,
+        image_members=ImageMembers(sessions=sessions, images=images),
         volumes=volumes,
         identity=IdentityService(sessions=sessions),
         metrics=metrics,

@@ -24,8 +24,8 @@ from bootvol.api.schemas.image import (
 )
 from bootvol.api.streaming import blocking_chunks
 from bootvol.caller import Caller
-from bootvol.db.models import ImageRecord, Visibility
-from bootvol.errors import InvalidRequest, UnsupportedMediaType
+from bootvol.db.models import ImageRecord, MemberStatus, Visibility
+from bootvol.errors import ImageNotFound, InvalidRequest, UnsupportedMediaType
 from bootvol.images.patch import PatchOperation
 from bootvol.images.published import published_locations
 from bootvol.images.service import ImageCreate, ImageQuery
@@ -163,6 +163,7 @@ def list_images(
             container_formats=_any_of(params.container_format),
             size_min=params.size_min,
             size_max=params.size_max,
+            member_statuses=_member_statuses(params.member_status),
             sort=_sort_order(keys=params.sort_key, dirs=params.sort_dir, sort=params.sort),
         ),
         caller=caller,
@@ -176,6 +177,18 @@ def list_images(
     if more and images:
         page["next"] = "/v2/images?" + urlencode([*query, ("marker", images[-1].id)])
     return ImageList.model_validate(page)
+
+
+@router.api_route("/v2/images/", methods=["GET", "PATCH", "PUT", "DELETE"], include_in_schema=False)
+@router.api_route(
+    "/v2/images//{rest:path}",
+    methods=["GET", "POST", "PATCH", "PUT", "DELETE"],
+    include_in_schema=False,
+)
+def empty_image_id() -> Response:
+    """An empty image id (``/v2/images/``, ``/v2/images//file``): Glance's 404, rather than
+    the list that a redirect to /v2/images would give or a route said not to exist."""
+    raise ImageNotFound("No image found with an empty ID: the path needs /v2/images/{image_id}")
 
 
 @router.get("/v2/images/{image_id}", response_model=ImagePublic, response_model_exclude_unset=True)
@@ -451,6 +464,15 @@ _IMAGE_SCHEMA: dict[str, Any] = {
 
 
 _MEMBER_STATUSES = ("accepted", "pending", "rejected", "all")
+
+
+def _member_statuses(value: str | None) -> list[MemberStatus]:
+    """Glance's member_status filter: accepted by default, or one status, or all."""
+    if value is None:
+        return [MemberStatus.ACCEPTED]
+    if value == "all":
+        return list(MemberStatus)
+    return [MemberStatus(value)]
 
 
 def _any_of(value: str | None) -> list[str] | None:

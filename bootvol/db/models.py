@@ -103,7 +103,7 @@ class Visibility(enum.StrEnum):
 
     PUBLIC = "public"  # every project
     PRIVATE = "private"  # the owner only
-    SHARED = "shared"  # the owner (and members, which bootvol does not implement)
+    SHARED = "shared"  # the owner, and the projects it made members (Glance's default)
     COMMUNITY = "community"  # every project, but not in default lists
 
 
@@ -229,6 +229,32 @@ class SnapshotStatus(enum.StrEnum):
     AVAILABLE = "available"
     DELETING = "deleting"
     ERROR = "error"
+
+
+class MemberStatus(enum.StrEnum):
+    """Where a project stands on an image shared with it (Glance's image member status)."""
+
+    PENDING = "pending"  # may see and use the image, does not list it by default
+    ACCEPTED = "accepted"  # lists it among its images
+    REJECTED = "rejected"
+
+
+class ImageMemberRecord(Base):
+    """A project an image is shared with: it sees the image while the image is ``shared``."""
+
+    __tablename__ = "image_members"
+
+    image_id: Mapped[str] = mapped_column(
+        ForeignKey("images.id", ondelete="CASCADE"), primary_key=True
+    )
+    member_id: Mapped[str] = mapped_column(String(255), primary_key=True, index=True)
+    status: Mapped[MemberStatus] = mapped_column(
+        _enum(MemberStatus, "member_status"), default=MemberStatus.PENDING
+    )
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
 
 
 class SnapshotRecord(Base):

@@ -5,8 +5,10 @@ file) or *remote* (location is an http(s) URL whose bytes are downloaded when a 
 first needs them). Records live in the database; bytes go through ImageStore.
 
 Who sees what (Glance's rules, bootvol.caller.Caller): an image is visible to its owner's
-project, to admins, and to everyone when ``public`` or ``community``; ``shared`` images are
-the owner's only, as bootvol keeps no member lists. Changing or deleting takes the owner
+project, to admins, to everyone when ``public`` or ``community``, and when ``shared`` (the
+default, as Glance's) to the projects it is shared with (bootvol.images.members): those see
+it by id whatever their member status, and list it once they have accepted it (or as the
+``member_status`` filter asks). Changing or deleting takes the owner
 or an admin; a visible image that the caller may not change answers Forbidden, an invisible
 one ImageNotFound, so that a project learns nothing of another's private images.
 The operator's CLI (OPERATOR) addresses images by id or unique name; the API by id only.
@@ -26,7 +28,14 @@ from sqlalchemy import and_, false, or_, select, true, update
 from sqlalchemy.exc import IntegrityError
 
 from bootvol.caller import OPERATOR, Caller
-from bootvol.db.models import ImageRecord, ImageStatus, Visibility, utcnow
+from bootvol.db.models import (
+    ImageMemberRecord,
+    ImageRecord,
+    ImageStatus,
+    MemberStatus,
+    Visibility,
+    utcnow,
+)
 from bootvol.db.paginate import fetch_page, sort_keys, sortable
 from bootvol.db.records import Records
 from bootvol.db.session import SessionFactory
@@ -94,6 +103,9 @@ class ImageQuery:
     container_formats: Sequence[str] | None = None
     size_min: int | None = None
     size_max: int | None = None
+    # Images shared with the caller's project are listed when its member status is one of
+    # these (Glance's member_status filter: accepted by default, "all" for every status).
+    member_statuses: Sequence[MemberStatus] = (MemberStatus.ACCEPTED,)
     sort: Sequence[tuple[str, bool]] = (("created_at", False),)  # (key, ascending)
 
 
@@ -140,7 +152,9 @@ class ImageService:
         if request.visibility is not None:
             visibility = check_visibility(request.visibility, is_admin=caller.is_admin)
         else:
-            visibility = Visibility.PRIVATE if owner else Visibility.PUBLIC
+            # Glance's default: shared, so that the owner may add members without first
+            # changing the visibility (with none, only the owner sees it).
+            visibility = Visibility.SHARED if owner else Visibility.PUBLIC
         clash = sorted(
             name
             for name in request.properties
@@ -283,7 +297,7 @@ class ImageService:
 
         with self._sessions() as session:
             if query.marker is not None:
-                marker = self._visible_by_id(session.get(ImageRecord, query.marker), caller)
+                marker = self._visible(session.get(ImageRecord, query.marker), caller)
                 if marker is None:
                     raise InvalidRequest(
                         f"Invalid marker. Image {query.marker} could not be found."
@@ -302,7 +316,7 @@ class ImageService:
         """An image by id, or (for the operator) by name when the name is unique."""
         if caller.is_operator:
             return self._records.get(ref)
-        record = self._visible_by_id(self._records.get_by_id(ref), caller)
+        record = self._visible(self._records.get_by_id(ref), caller)
         if record is None:
             raise ImageNotFound(f"No image found with ID {ref}")
         return record
@@ -419,14 +433,18 @@ class ImageService:
             raise Forbidden(f"You are not permitted to modify image {record.id}")
         return record
 
-    @staticmethod
-    def _visible_by_id(record: ImageRecord | None, caller: Caller) -> ImageRecord | None:
+    def _visible(self, record: ImageRecord | None, caller: Caller) -> ImageRecord | None:
         if record is None or caller.sees_everything:
             return record
         if record.owner == caller.project_id:
             return record
         if record.visibility in (Visibility.PUBLIC, Visibility.COMMUNITY):
             return record
+        if record.visibility == Visibility.SHARED and caller.project_id is not None:
+            with self._sessions() as session:
+                member = session.get(ImageMemberRecord, (record.id, caller.project_id))
+            if member is not None:  # pending and rejected members see it too (Glance)
+                return record
         return None
 
     @staticmethod
@@ -445,7 +463,16 @@ class ImageService:
                 others = ImageRecord.visibility.in_([Visibility.PUBLIC, Visibility.COMMUNITY])
             else:
                 others = ImageRecord.visibility == Visibility.PUBLIC
-            conditions.append(or_(mine, others))
+            shared_with_me = and_(
+                ImageRecord.visibility == Visibility.SHARED,
+                ImageRecord.id.in_(
+                    select(ImageMemberRecord.image_id).where(
+                        ImageMemberRecord.member_id == caller.project_id,
+                        ImageMemberRecord.status.in_(query.member_statuses),
+                    )
+                ),
+            )
+            conditions.append(or_(mine, others, shared_with_me))
         return and_(*conditions)
 
     def _set_status(self, image_id: str, *, expect: ImageStatus, to: ImageStatus) -> ImageRecord:

@@ -111,3 +111,22 @@ def test_an_image_without_disk_format_stays_queued_until_one_is_set(service: Ser
         )
         assert uploaded.status_code == 204, uploaded.text
         assert http.get(url, headers=headers).json()["status"] == "active"
+
+
+def test_an_empty_image_id_is_a_missing_image(service: Service) -> None:
+    """As Tempest's test_get_image_null_id and test_delete_image_null_id expect of Glance."""
+    token, _ = service.token()
+    headers = {"X-Auth-Token": token}
+    with service.http() as http:
+        assert http.get("/image/v2/images", headers=headers).status_code == 200
+        for method, path in (
+            ("GET", "/image/v2/images/"),
+            ("DELETE", "/image/v2/images/"),
+            ("GET", "/image/v2/images//file"),
+            ("PUT", "/image/v2/images//tags/gold"),
+            ("GET", "/image/v2/images//members"),
+            ("POST", "/image/v2/images//actions/deactivate"),
+        ):
+            answer = http.request(method, path, headers=headers)
+            assert answer.status_code == 404, (method, path, answer.text)
+            assert "empty ID" in answer.json()["itemNotFound"]["message"], answer.text

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -42,7 +43,12 @@ def _content(service: Service, volume_id: str, length: int) -> str:
     return volume_sha256(Path(record.file), file_format=record.file_format, length=length)
 
 
-def test_every_provisioning_path_through_openstacksdk(service: Service, tmp_path: Path) -> None:
+def test_every_provisioning_path_through_openstacksdk(
+    make_service: Callable[..., Service], tmp_path: Path
+) -> None:
+    # These FlexVols are 2 GiB: a margin of 1000 points keeps a FlexVol that caches the
+    # image winning, so that each path shows (tests/api/test_placement_spread.py: the spread).
+    service = make_service(extra="[placement]\nspread_margin_percent = 1000")
     raw = service.estate.sample("disk.raw", size_mib=24)
     qcow2 = service.estate.sample_qcow2(raw, "disk.qcow2")
     expected = file_sha256(raw)
@@ -52,7 +58,7 @@ def test_every_provisioning_path_through_openstacksdk(service: Service, tmp_path
         "cirros-qcow2", filename=str(qcow2), disk_format="qcow2", container_format="bare"
     )
     image = conn.image.get_image(image.id)
-    assert image.status == "active" and image.visibility == "private"
+    assert image.status == "active" and image.visibility == "shared"  # Glance's default
     assert image.size == qcow2.stat().st_size and image.virtual_size == raw.stat().st_size
     assert image.checksum == hashlib.md5(qcow2.read_bytes()).hexdigest()
     assert image.hash_algo == "sha512"

@@ -122,3 +122,29 @@ class ImageSchema(BaseModel):
 
     name: str
     properties: dict[str, Any]
+
+
+class MemberCreateBody(BaseModel):
+    member: str = Field(description="The project id to share the image with")
+
+
+class MemberUpdateBody(BaseModel):
+    status: str = Field(description="pending, accepted or rejected")
+
+
+class MemberPublic(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    image_id: str
+    member_id: str
+    status: str
+    created_at: str
+    updated_at: str
+    schema_link: str = Field("/v2/schemas/member", alias="schema")
+
+
+class MemberList(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    members: list[MemberPublic]
+    schema_link: str = Field("/v2/schemas/members", alias="schema")
