@@ -38,6 +38,7 @@ from bootvol.errors import (
     InvalidRequest,
     NotFound,
 )
+from bootvol.images.imports import ImageImports
 from bootvol.images.inspect import DISK_FORMATS
 from bootvol.images.location import ImageLocation
 from bootvol.images.patch import (
@@ -129,6 +130,9 @@ class ImageService:
         self._sessions = sessions
         self._records = Records(sessions, ImageRecord, kind="image", not_found=ImageNotFound)
         self.store = store
+        self.imports = ImageImports(
+            sessions=sessions, store=store, writable=self._writable, activate=self._activate
+        )
 
     def create(self, request: ImageCreate, *, caller: Caller = OPERATOR) -> ImageRecord:
         _validate(request)
