@@ -175,7 +175,7 @@ class ImageImports:
         """The background task: store the bytes, or put the image back to queued."""
         try:
             stored = self._import(image_id, request, disk_format=disk_format)
-        except BaseException as exc:
+        except Exception as exc:
             if not isinstance(exc, BootvolError):
                 log.exception("image %s: %s import failed unexpectedly", image_id, request.method)
             self._store.unstage(image_id)  # a failed import needs staging again, as Glance
