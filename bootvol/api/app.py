@@ -11,6 +11,7 @@ from bootvol.api import (
     identity,
     identity_admin,
     image,
+    image_import,
     image_members,
     server_volumes,
     snapshots,
@@ -40,6 +41,7 @@ def create_app(bootvol: Bootvol, *, public_url: str | None = None) -> FastAPI:
     app.include_router(identity.router)
     app.include_router(identity_admin.router)
     app.include_router(image.router)
+    app.include_router(image_import.router)
     app.include_router(image_members.router)
     app.include_router(volume.router)
     app.include_router(snapshots.router)

@@ -12,6 +12,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from bootvol.api.deps import AppDep, BaseUrl, CallerDep
 from bootvol.api.formats import glance_time
+from bootvol.api.image_import import IMPORT_METHODS, IMPORT_METHODS_HEADER
 from bootvol.api.schemas.common import ErrorBody, Link, VersionEntry
 from bootvol.api.schemas.image import (
     ImageCreateBody,
@@ -115,8 +116,11 @@ def images_schema() -> dict[str, Any]:
     response_model_exclude_unset=True,
     responses={409: {"model": ErrorBody}},
 )
-def create_image(body: ImageCreateBody, bootvol: AppDep, caller: CallerDep) -> ImagePublic:
-    """Create an image record (queued); upload its bytes with PUT …/file."""
+def create_image(
+    body: ImageCreateBody, response: Response, bootvol: AppDep, caller: CallerDep
+) -> ImagePublic:
+    """Create an image record (queued); upload its bytes with PUT …/file, or import them."""
+    response.headers[IMPORT_METHODS_HEADER] = IMPORT_METHODS
     record = bootvol.images.create(
         ImageCreate(
             id=body.id,

@@ -64,6 +64,8 @@ class ImageStatus(enum.StrEnum):
 
     QUEUED = "queued"  # record exists, no bytes yet
     SAVING = "saving"  # upload in progress
+    UPLOADING = "uploading"  # import: bytes being staged, or staged and awaiting the import
+    IMPORTING = "importing"  # import: staged or downloaded bytes being checked and stored
     ACTIVE = "active"  # bytes stored (or a remote location known) and usable
     KILLED = "killed"  # upload failed; the record stays to say why
     DEACTIVATED = "deactivated"  # bytes kept, but no download or new volume until reactivated

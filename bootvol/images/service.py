@@ -47,6 +47,7 @@ from bootvol.errors import (
     InvalidRequest,
     NotFound,
 )
+from bootvol.images.imports import ImageImports
 from bootvol.images.inspect import DISK_FORMATS
 from bootvol.images.location import ImageLocation
 from bootvol.images.patch import (
@@ -141,6 +142,9 @@ class ImageService:
         self._sessions = sessions
         self._records = Records(sessions, ImageRecord, kind="image", not_found=ImageNotFound)
         self.store = store
+        self.imports = ImageImports(
+            sessions=sessions, store=store, writable=self._writable, activate=self._activate
+        )
 
     def create(self, request: ImageCreate, *, caller: Caller = OPERATOR) -> ImageRecord:
         _validate(request)

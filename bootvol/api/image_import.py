@@ -1,0 +1,83 @@
+"""Glance v2 interoperable image import under /image: discovery, stage, import."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from fastapi.concurrency import run_in_threadpool
+
+from bootvol.api.deps import AppDep, CallerDep
+from bootvol.api.schemas.common import ErrorBody
+from bootvol.api.schemas.image_import import ImportBody, ImportInfo, ImportMethods
+from bootvol.api.streaming import blocking_chunks
+from bootvol.errors import NotFound, UnsupportedMediaType
+from bootvol.images.imports import ImportMethod, ImportRequest
+
+router = APIRouter(
+    prefix="/image/v2",
+    tags=["image"],
+    responses={
+        400: {"model": ErrorBody},
+        401: {"description": "No valid token"},
+        403: {"model": ErrorBody},
+        404: {"model": ErrorBody},
+        409: {"model": ErrorBody},
+    },
+)
+
+# Glance answers its image create with this header; openstacksdk imports only when the
+# method it wants is listed there.
+IMPORT_METHODS_HEADER = "OpenStack-image-import-methods"
+IMPORT_METHODS = ",".join(ImportMethod)
+
+
+@router.get("/info/import", response_model=ImportInfo, response_model_by_alias=True)
+def import_info(caller: CallerDep) -> ImportInfo:
+    return ImportInfo(import_methods=ImportMethods(value=list(ImportMethod)))
+
+
+@router.get("/info/stores")
+def stores_info(caller: CallerDep) -> Response:
+    """Glance without multiple stores (enabled_backends) answers 404, as bootvol has one."""
+    raise NotFound("Multi backend is not supported at this site.")
+
+
+@router.put(
+    "/images/{image_id}/stage",
+    status_code=204,
+    responses={415: {"model": ErrorBody}},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+            },
+        }
+    },
+)
+async def stage_image(
+    image_id: str, request: Request, bootvol: AppDep, caller: CallerDep
+) -> Response:
+    """Stage the image's bytes for a glance-direct import (the image becomes uploading)."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip()
+    if media_type != "application/octet-stream":
+        raise UnsupportedMediaType(
+            f"Unsupported Content-Type {media_type or '(none)'!r}: use application/octet-stream"
+        )
+    # openstacksdk announces the size in Glance's own header, others by Content-Length.
+    length = request.headers.get("x-openstack-image-size") or request.headers.get("content-length")
+    await run_in_threadpool(
+        bootvol.images.imports.stage,
+        image_id,
+        blocking_chunks(request.stream().__aiter__()),
+        expected_size=int(length) if length and length.isdigit() else None,
+        caller=caller,
+    )
+    return Response(status_code=204)
+
+
+@router.post("/images/{image_id}/import", status_code=202)
+def import_image(image_id: str, body: ImportBody, bootvol: AppDep, caller: CallerDep) -> Response:
+    """Start the import; the image is importing, then active (or queued, saying why)."""
+    request = ImportRequest.parse(method=body.method.name, uri=body.method.uri)
+    bootvol.images.imports.start(image_id, request, caller=caller)
+    return Response(status_code=202)

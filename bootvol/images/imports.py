@@ -1,0 +1,246 @@
+"""Glance's interoperable image import: stage bytes, then import them in the background.
+
+Glance's api-ref ("Interoperable image import") has two steps for a queued image: stage its
+bytes (``PUT /v2/images/{id}/stage``, glance-direct), or name a URL (web-download); then
+``POST /v2/images/{id}/import``, answered 202 while a task checks and stores the bytes.
+bootvol serves the two methods that need no second Glance or store:
+
+    queued ──stage──▶ uploading ──import (glance-direct)──▶ importing ──▶ active
+      │                  │                                      │
+      └──import (web-download)──────────────────────────────────┘
+    a failed stage, or a failed import:            back to queued, with the reason
+
+Invariants, on top of ImageStore's on-disk ones:
+
+* The status is the import's lock: each step moves it with one conditional UPDATE from the
+  status it requires, so that of two concurrent requests exactly one proceeds (the other
+  gets Glance's 409).
+* ``uploading`` means staged bytes exist or are arriving; ``importing`` means a background
+  task owns the image. Staged and downloaded bytes pass ImageStore's checks exactly as an
+  upload's (format inspection, size, md5 and sha512).
+* A failure leaves the image ``queued`` (as Glance's import flow reverts it), with no staged
+  or stored file, and says why in ``message`` and in the reserved property
+  IMPORT_ERROR_PROPERTY, which ``openstack image show`` lists; a new import clears it.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import update
+
+from bootvol.caller import Caller
+from bootvol.db.models import ImageRecord, ImageStatus, utcnow
+from bootvol.db.records import Records
+from bootvol.db.session import SessionFactory
+from bootvol.errors import BootvolError, Conflict, ImageNotFound, InvalidRequest, NotFound
+from bootvol.images.location import ImageLocation, http_chunks
+from bootvol.images.store import ImageStore, StoredImage
+
+log = logging.getLogger(__name__)
+
+# In Glance's reserved os_glance_* namespace (clients can neither set nor remove it), where
+# Glance keeps its own import state (os_glance_import_task, os_glance_failed_import).
+IMPORT_ERROR_PROPERTY = "os_glance_import_error"
+# Glance runs import tasks in a small pool (its tasks_pool); two match this project's hosts.
+_IMPORT_WORKERS = 2
+
+
+class ImportMethod(enum.StrEnum):
+    GLANCE_DIRECT = "glance-direct"  # the bytes were staged with PUT …/stage
+    WEB_DOWNLOAD = "web-download"  # the bytes are fetched from an http(s) URL
+
+
+@dataclass(frozen=True)
+class ImportRequest:
+    """The body of ``POST /v2/images/{id}/import``, validated as Glance does."""
+
+    method: ImportMethod
+    uri: str | None = None
+
+    @classmethod
+    def parse(cls, *, method: str | None, uri: str | None) -> ImportRequest:
+        if method is None:
+            raise InvalidRequest("Import request requires a 'name' field.")
+        try:
+            chosen = ImportMethod(method)
+        except ValueError:
+            raise InvalidRequest(f"Unknown import method name '{method}'.") from None
+        if chosen is ImportMethod.WEB_DOWNLOAD and uri is None:
+            raise InvalidRequest(
+                "URI for web-download does not pass filtering: None (give method.uri, "
+                "an http:// or https:// URL)"
+            )
+        if chosen is not ImportMethod.WEB_DOWNLOAD and uri is not None:
+            raise InvalidRequest(f"the uri is for the web-download method only, not {method}")
+        return cls(method=chosen, uri=uri)
+
+
+# ImageService's rules, lent to this module so that there is one of each:
+WritableImage = Callable[[str, Caller], ImageRecord]  # ImageNotFound / Forbidden, as Glance
+Activate = Callable[[str, StoredImage], ImageRecord]  # the image is its stored bytes now
+
+
+class ImageImports:
+    """Stage and import the bytes of queued images (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        sessions: SessionFactory,
+        store: ImageStore,
+        writable: WritableImage,
+        activate: Activate,
+    ) -> None:
+        self._sessions = sessions
+        self._records = Records(sessions, ImageRecord, kind="image", not_found=ImageNotFound)
+        self._store = store
+        self._writable = writable
+        self._activate = activate
+        self._tasks = ThreadPoolExecutor(_IMPORT_WORKERS, thread_name_prefix="image-import")
+
+    def stage(
+        self,
+        image_id: str,
+        chunks: Iterable[bytes],
+        *,
+        expected_size: int | None = None,
+        caller: Caller,
+    ) -> ImageRecord:
+        """Glance's stage: keep the bytes for a later glance-direct import (``uploading``)."""
+        record = self._writable(image_id, caller)
+        if not self._move(record.id, expect=ImageStatus.QUEUED, to=ImageStatus.UPLOADING):
+            current = self._records.get(record.id).status
+            raise Conflict(
+                f"Image status transition from {current} to {ImageStatus.UPLOADING} is not allowed"
+            )
+        try:
+            size = self._store.stage(record.id, chunks, expected_size=expected_size)
+        except BaseException as exc:
+            # Glance's _unstage: no bytes kept, and the image may be staged again.
+            self._store.unstage(record.id)
+            self._fail(record.id, _reason(exc, doing="staging"))
+            raise
+        log.info("image %s: %d bytes staged", record.id, size)
+        return self._records.update(record.id, size=size, message=None)
+
+    def start(self, image_id: str, request: ImportRequest, *, caller: Caller) -> ImageRecord:
+        """Check the request against the image as Glance does, mark it ``importing`` and
+        run the import in the background; the image ends ``active`` or ``queued``."""
+        record = self._writable(image_id, caller)
+        expect = self._check(record, request)
+        if request.method is ImportMethod.GLANCE_DIRECT and not self._store.has_staged(record.id):
+            # Uploading, but the stage request is still receiving the bytes.
+            raise Conflict("Image needs to be staged before 'glance-direct' method can be used")
+        if request.uri is not None:
+            _check_uri(request.uri)
+        if not self._move(record.id, expect=expect, to=ImageStatus.IMPORTING):
+            raise Conflict(
+                f"New operation on image '{record.id}' is not permitted as prior operation "
+                "is still in progress"
+            )
+        record = self._records.update(record.id, message=None, properties=_without_error(record))
+        assert record.disk_format is not None  # _check refused an image without one
+        log.info("image %s: %s import started", record.id, request.method)
+        self._tasks.submit(self._run, record.id, request, disk_format=record.disk_format)
+        return record
+
+    @staticmethod
+    def _check(record: ImageRecord, request: ImportRequest) -> ImageStatus:
+        """Glance's checks, in its order and with its messages; the status to move from."""
+        if record.status == ImageStatus.ACTIVE:
+            raise Conflict("Image with status active cannot be target for import")
+        if request.method is ImportMethod.WEB_DOWNLOAD:
+            expect = ImageStatus.QUEUED
+            if record.status != expect:
+                raise Conflict(
+                    f"Image needs to be in 'queued' state to use '{request.method}' method"
+                )
+        else:
+            expect = ImageStatus.UPLOADING
+            if record.status != expect:
+                raise Conflict("Image needs to be staged before 'glance-direct' method can be used")
+        if not record.container_format:
+            raise Conflict("'container_format' needs to be set before import")
+        if not record.disk_format:
+            raise Conflict("'disk_format' needs to be set before import")
+        return expect
+
+    def _run(self, image_id: str, request: ImportRequest, *, disk_format: str) -> None:
+        """The background task: store the bytes, or put the image back to queued."""
+        try:
+            stored = self._import(image_id, request, disk_format=disk_format)
+        except Exception as exc:
+            if not isinstance(exc, BootvolError):
+                log.exception("image %s: %s import failed unexpectedly", image_id, request.method)
+            self._store.unstage(image_id)  # a failed import needs staging again, as Glance
+            self._fail(image_id, _reason(exc, doing=f"{request.method} import"))
+            return
+        try:
+            self._activate(image_id, stored)
+        except NotFound:
+            # Deleted while importing: the bytes published meanwhile belong to no image.
+            self._store.delete(image_id)
+            log.info("image %s was deleted during its import", image_id)
+            return
+        log.info("image %s: %s import done, active", image_id, request.method)
+
+    def _import(self, image_id: str, request: ImportRequest, *, disk_format: str) -> StoredImage:
+        if request.method is ImportMethod.GLANCE_DIRECT:
+            return self._store.import_staged(image_id, disk_format=disk_format)
+        assert request.uri is not None  # ImportRequest.parse requires it
+        chunks = http_chunks(request.uri, what=f"web-download of image {image_id}")
+        return self._store.upload(image_id, chunks, disk_format=disk_format)
+
+    def _move(self, image_id: str, *, expect: ImageStatus, to: ImageStatus) -> bool:
+        with self._sessions.begin() as session:
+            moved = session.execute(
+                update(ImageRecord)
+                .where(ImageRecord.id == image_id, ImageRecord.status == expect)
+                .values(status=to, updated_at=utcnow())
+            ).rowcount
+        return moved == 1
+
+    def _fail(self, image_id: str, reason: str) -> None:
+        log.warning("image %s back to queued: %s", image_id, reason)
+        record = self._records.get_by_id(image_id)
+        if record is not None:
+            try:
+                self._records.update(
+                    image_id,
+                    status=ImageStatus.QUEUED,
+                    size=None,
+                    message=reason,
+                    properties={**_without_error(record), IMPORT_ERROR_PROPERTY: reason},
+                )
+                return
+            except NotFound:
+                pass
+        log.info("image %s was deleted during its import", image_id)
+
+
+def _check_uri(uri: str) -> None:
+    """Glance filters web-download URIs (its allowed schemes default to http and https)."""
+    try:
+        ImageLocation.remote(uri)
+    except InvalidRequest as exc:
+        raise InvalidRequest(
+            f"URI for web-download does not pass filtering: {uri} ({exc.message})"
+        ) from exc
+
+
+def _without_error(record: ImageRecord) -> dict[str, Any]:
+    return {k: v for k, v in (record.properties or {}).items() if k != IMPORT_ERROR_PROPERTY}
+
+
+def _reason(exc: BaseException, *, doing: str) -> str:
+    if isinstance(exc, BootvolError):
+        return exc.message
+    if isinstance(exc, Exception):
+        return f"{doing} failed unexpectedly: {exc!r}"
+    return f"{doing} interrupted"
