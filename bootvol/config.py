@@ -113,6 +113,16 @@ class DownloadSettings(_Strict):
     read_timeout_seconds: float = Field(60.0, gt=0)
 
 
+class WebDownloadSettings(_Strict):
+    """Which URLs the web-download image import may fetch (Glance's [import_filtering_opts],
+    same defaults): projects name them, and bootvol fetches them from inside the operator's
+    network, so only the web's ports by default. Every redirect hop is checked too."""
+
+    allowed_ports: list[int] = [80, 443]  # empty: any port
+    allowed_hosts: list[str] = []  # empty: any host that is not disallowed
+    disallowed_hosts: list[str] = []
+
+
 class Acceleration(enum.StrEnum):
     AUTO = "auto"  # KVM where a probe guest's firmware really runs under it, else TCG
     KVM = "kvm"
@@ -221,6 +231,7 @@ class Settings(StorageSettings):
     workers: WorkerSettings = WorkerSettings()
     placement: PlacementSettings = PlacementSettings()
     download: DownloadSettings = DownloadSettings()
+    web_download: WebDownloadSettings = WebDownloadSettings()
     compute: ComputeSettings = ComputeSettings()
     catalog: CatalogSettings = CatalogSettings()
 

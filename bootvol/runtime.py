@@ -47,7 +47,12 @@ def open_bootvol(*, config: Path | None = None, data_dir: Path | None = None) ->
         flexvol.ensure(create=True)  # the first start makes a folder FlexVol
         flexvol.remove_stale_scratch()  # left by a process that died mid-operation
     sessions = open_database(settings.effective_database_url)
-    images = ImageService(sessions=sessions, store=ImageStore(topology.get(settings.image_store)))
+    images = ImageService(
+        sessions=sessions,
+        store=ImageStore(topology.get(settings.image_store)),
+        web_download=settings.web_download,
+        download=settings.download,
+    )
     metrics = Metrics()
     volumes = VolumeService(
         sessions=sessions, topology=topology, images=images, settings=settings, observer=metrics

@@ -23,7 +23,7 @@ from bootvol.api.schemas.image import (
     LocationPublic,
     PatchOperationBody,
 )
-from bootvol.api.streaming import blocking_chunks
+from bootvol.api.streaming import OCTET_STREAM_BODY, octet_stream
 from bootvol.caller import Caller
 from bootvol.db.models import ImageRecord, MemberStatus, Visibility
 from bootvol.errors import ImageNotFound, InvalidRequest, UnsupportedMediaType
@@ -48,6 +48,7 @@ PATCH_MEDIA_TYPE = "application/openstack-images-v2.1-json-patch"
 PATCH_MEDIA_TYPES = (PATCH_MEDIA_TYPE, "application/openstack-images-v2.0-json-patch")
 _MAX_LIMIT = 1000  # Glance's api_limit_max
 _patch_body = TypeAdapter(list[PatchOperationBody])
+_EVERY_METHOD = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 
 
 # The versions Glance (2024.2 on) lists without an image cache and without multiple
@@ -183,12 +184,8 @@ def list_images(
     return ImageList.model_validate(page)
 
 
-@router.api_route("/v2/images/", methods=["GET", "PATCH", "PUT", "DELETE"], include_in_schema=False)
-@router.api_route(
-    "/v2/images//{rest:path}",
-    methods=["GET", "POST", "PATCH", "PUT", "DELETE"],
-    include_in_schema=False,
-)
+@router.api_route("/v2/images/", methods=_EVERY_METHOD, include_in_schema=False)
+@router.api_route("/v2/images//{rest:path}", methods=_EVERY_METHOD, include_in_schema=False)
 def empty_image_id() -> Response:
     """An empty image id (``/v2/images/``, ``/v2/images//file``): Glance's 404, rather than
     the list that a redirect to /v2/images would give or a route said not to exist."""
@@ -291,30 +288,18 @@ def remove_tag(image_id: str, tag: str, bootvol: AppDep, caller: CallerDep) -> R
     "/v2/images/{image_id}/file",
     status_code=204,
     responses={409: {"model": ErrorBody}, 413: {"model": ErrorBody}, 415: {"model": ErrorBody}},
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
-            },
-        }
-    },
+    openapi_extra=OCTET_STREAM_BODY,
 )
 async def upload_image(
     image_id: str, request: Request, bootvol: AppDep, caller: CallerDep
 ) -> Response:
     """Upload the image's bytes, streamed into the image store and checked there."""
-    media_type = request.headers.get("content-type", "").split(";")[0].strip()
-    if media_type != "application/octet-stream":
-        raise UnsupportedMediaType(
-            f"Unsupported Content-Type {media_type or '(none)'!r}: use application/octet-stream"
-        )
-    length = request.headers.get("content-length")
+    body = octet_stream(request)
     await run_in_threadpool(
         bootvol.images.upload,
         image_id,
-        blocking_chunks(request.stream().__aiter__()),
-        expected_size=int(length) if length and length.isdigit() else None,
+        body.chunks,
+        expected_size=body.expected_size,
         caller=caller,
     )
     return Response(status_code=204)
@@ -467,7 +452,7 @@ _IMAGE_SCHEMA: dict[str, Any] = {
 }
 
 
-_MEMBER_STATUSES = ("accepted", "pending", "rejected", "all")
+_MEMBER_STATUSES = (*MemberStatus, "all")
 
 
 def _member_statuses(value: str | None) -> list[MemberStatus]:

@@ -8,8 +8,8 @@ from fastapi.concurrency import run_in_threadpool
 from bootvol.api.deps import AppDep, CallerDep
 from bootvol.api.schemas.common import ErrorBody
 from bootvol.api.schemas.image_import import ImportBody, ImportInfo, ImportMethods
-from bootvol.api.streaming import blocking_chunks
-from bootvol.errors import NotFound, UnsupportedMediaType
+from bootvol.api.streaming import OCTET_STREAM_BODY, octet_stream
+from bootvol.errors import NotFound
 from bootvol.images.imports import ImportMethod, ImportRequest
 
 router = APIRouter(
@@ -45,31 +45,18 @@ def stores_info(caller: CallerDep) -> Response:
     "/images/{image_id}/stage",
     status_code=204,
     responses={415: {"model": ErrorBody}},
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
-            },
-        }
-    },
+    openapi_extra=OCTET_STREAM_BODY,
 )
 async def stage_image(
     image_id: str, request: Request, bootvol: AppDep, caller: CallerDep
 ) -> Response:
     """Stage the image's bytes for a glance-direct import (the image becomes uploading)."""
-    media_type = request.headers.get("content-type", "").split(";")[0].strip()
-    if media_type != "application/octet-stream":
-        raise UnsupportedMediaType(
-            f"Unsupported Content-Type {media_type or '(none)'!r}: use application/octet-stream"
-        )
-    # openstacksdk announces the size in Glance's own header, others by Content-Length.
-    length = request.headers.get("x-openstack-image-size") or request.headers.get("content-length")
+    body = octet_stream(request)
     await run_in_threadpool(
         bootvol.images.imports.stage,
         image_id,
-        blocking_chunks(request.stream().__aiter__()),
-        expected_size=int(length) if length and length.isdigit() else None,
+        body.chunks,
+        expected_size=body.expected_size,
         caller=caller,
     )
     return Response(status_code=204)

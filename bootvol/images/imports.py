@@ -17,7 +17,11 @@ Invariants, on top of ImageStore's on-disk ones:
   gets Glance's 409).
 * ``uploading`` means staged bytes exist or are arriving; ``importing`` means a background
   task owns the image. Staged and downloaded bytes pass ImageStore's checks exactly as an
-  upload's (format inspection, size, md5 and sha512).
+  upload's (format inspection and the safety checks; a stage's announced size), and are
+  hashed (md5, sha512) for the record.
+* A web-download URL, and every redirect it leads to, passes [web_download]'s filters
+  (Glance's import filtering: ports 80 and 443 by default): a project names the URL, and
+  bootvol fetches it from inside the operator's network.
 * A failure leaves the image ``queued`` (as Glance's import flow reverts it), with no staged
   or stored file, and says why in ``message`` and in the reserved property
   IMPORT_ERROR_PROPERTY, which ``openstack image show`` lists; a new import clears it.
@@ -31,10 +35,12 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import update
 
 from bootvol.caller import Caller
+from bootvol.config import DownloadSettings, WebDownloadSettings
 from bootvol.db.models import ImageRecord, ImageStatus, utcnow
 from bootvol.db.records import Records
 from bootvol.db.session import SessionFactory
@@ -96,7 +102,11 @@ class ImageImports:
         store: ImageStore,
         writable: WritableImage,
         activate: Activate,
+        filters: WebDownloadSettings,
+        timeouts: DownloadSettings,
     ) -> None:
+        self._filters = filters
+        self._timeouts = timeouts
         self._sessions = sessions
         self._records = Records(sessions, ImageRecord, kind="image", not_found=ImageNotFound)
         self._store = store
@@ -127,7 +137,11 @@ class ImageImports:
             self._fail(record.id, _reason(exc, doing="staging"))
             raise
         log.info("image %s: %d bytes staged", record.id, size)
-        return self._records.update(record.id, size=size, message=None)
+        try:
+            return self._records.update(record.id, size=size, message=None)
+        except NotFound:
+            self._store.unstage(record.id)  # deleted while staging: the bytes are no one's
+            raise
 
     def start(self, image_id: str, request: ImportRequest, *, caller: Caller) -> ImageRecord:
         """Check the request against the image as Glance does, mark it ``importing`` and
@@ -138,7 +152,7 @@ class ImageImports:
             # Uploading, but the stage request is still receiving the bytes.
             raise Conflict("Image needs to be staged before 'glance-direct' method can be used")
         if request.uri is not None:
-            _check_uri(request.uri)
+            self._check_uri(request.uri)
         if not self._move(record.id, expect=expect, to=ImageStatus.IMPORTING):
             raise Conflict(
                 f"New operation on image '{record.id}' is not permitted as prior operation "
@@ -149,6 +163,24 @@ class ImageImports:
         log.info("image %s: %s import started", record.id, request.method)
         self._tasks.submit(self._run, record.id, request, disk_format=record.disk_format)
         return record
+
+    def _check_uri(self, uri: str) -> None:
+        """Glance's import filtering: http(s), then the port and host lists."""
+        try:
+            location = ImageLocation.remote(uri)
+        except InvalidRequest as exc:
+            raise _filtered(uri, exc.message) from exc
+        parsed = urlsplit(location.url)
+        host = (parsed.hostname or "").lower()
+        port = parsed.port or (443 if parsed.scheme == "https" else 80)
+        allowed_ports = self._filters.allowed_ports
+        if allowed_ports and port not in allowed_ports:
+            raise _filtered(uri, f"port {port} is not in [web_download] allowed_ports")
+        if host in (h.lower() for h in self._filters.disallowed_hosts):
+            raise _filtered(uri, f"host {host} is in [web_download] disallowed_hosts")
+        allowed_hosts = [h.lower() for h in self._filters.allowed_hosts]
+        if allowed_hosts and host not in allowed_hosts:
+            raise _filtered(uri, f"host {host} is not in [web_download] allowed_hosts")
 
     @staticmethod
     def _check(record: ImageRecord, request: ImportRequest) -> ImageStatus:
@@ -194,7 +226,12 @@ class ImageImports:
         if request.method is ImportMethod.GLANCE_DIRECT:
             return self._store.import_staged(image_id, disk_format=disk_format)
         assert request.uri is not None  # ImportRequest.parse requires it
-        chunks = http_chunks(request.uri, what=f"web-download of image {image_id}")
+        chunks = http_chunks(
+            request.uri,
+            what=f"web-download of image {image_id}",
+            timeouts=self._timeouts,
+            check_url=self._check_uri,
+        )
         return self._store.upload(image_id, chunks, disk_format=disk_format)
 
     def _move(self, image_id: str, *, expect: ImageStatus, to: ImageStatus) -> bool:
@@ -224,14 +261,8 @@ class ImageImports:
         log.info("image %s was deleted during its import", image_id)
 
 
-def _check_uri(uri: str) -> None:
-    """Glance filters web-download URIs (its allowed schemes default to http and https)."""
-    try:
-        ImageLocation.remote(uri)
-    except InvalidRequest as exc:
-        raise InvalidRequest(
-            f"URI for web-download does not pass filtering: {uri} ({exc.message})"
-        ) from exc
+def _filtered(uri: str, why: str) -> InvalidRequest:
+    return InvalidRequest(f"URI for web-download does not pass filtering: {uri} ({why})")
 
 
 def _without_error(record: ImageRecord) -> dict[str, Any]:
@@ -241,6 +272,6 @@ def _without_error(record: ImageRecord) -> dict[str, Any]:
 def _reason(exc: BaseException, *, doing: str) -> str:
     if isinstance(exc, BootvolError):
         return exc.message
-    if isinstance(exc, Exception):
-        return f"{doing} failed unexpectedly: {exc!r}"
+    if isinstance(exc, Exception):  # the details (paths, internals) go to the log only
+        return f"{doing} failed unexpectedly; the service's log has the details"
     return f"{doing} interrupted"

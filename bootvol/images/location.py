@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import functools
 import ssl
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -104,13 +104,23 @@ def _ssl_context() -> ssl.SSLContext:
 
 
 def http_chunks(
-    url: str, *, what: str, timeouts: DownloadSettings = DownloadSettings()
+    url: str,
+    *,
+    what: str,
+    timeouts: DownloadSettings = DownloadSettings(),
+    check_url: Callable[[str], None] | None = None,
 ) -> Iterator[bytes]:
-    """The body of ``GET url`` in chunks of about CHUNK_SIZE; errors say what to check."""
+    """The body of ``GET url`` in chunks of about CHUNK_SIZE; errors say what to check.
+
+    ``check_url`` sees the URL of every request, redirects included, and refuses by raising.
+    """
+    hooks = {"request": [lambda request: check_url(str(request.url))]} if check_url else {}
     client_options = {"follow_redirects": True, "verify": _ssl_context()}
     try:
         with (
-            httpx.Client(timeout=_httpx_timeout(timeouts), **client_options) as client,
+            httpx.Client(
+                timeout=_httpx_timeout(timeouts), event_hooks=hooks, **client_options
+            ) as client,
             client.stream("GET", url) as response,
         ):
             if response.status_code != 200:

@@ -28,6 +28,7 @@ from sqlalchemy import and_, false, or_, select, true, update
 from sqlalchemy.exc import IntegrityError
 
 from bootvol.caller import OPERATOR, Caller
+from bootvol.config import DownloadSettings, WebDownloadSettings
 from bootvol.db.models import (
     ImageMemberRecord,
     ImageRecord,
@@ -138,12 +139,24 @@ _SORT_COLUMNS = {
 
 
 class ImageService:
-    def __init__(self, *, sessions: SessionFactory, store: ImageStore) -> None:
+    def __init__(
+        self,
+        *,
+        sessions: SessionFactory,
+        store: ImageStore,
+        web_download: WebDownloadSettings = WebDownloadSettings(),
+        download: DownloadSettings = DownloadSettings(),
+    ) -> None:
         self._sessions = sessions
         self._records = Records(sessions, ImageRecord, kind="image", not_found=ImageNotFound)
         self.store = store
         self.imports = ImageImports(
-            sessions=sessions, store=store, writable=self._writable, activate=self._activate
+            sessions=sessions,
+            store=store,
+            writable=self._writable,
+            activate=self._activate,
+            filters=web_download,
+            timeouts=download,
         )
 
     def create(self, request: ImageCreate, *, caller: Caller = OPERATOR) -> ImageRecord:

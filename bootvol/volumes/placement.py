@@ -83,34 +83,34 @@ def choose_flexvol(
             f"space and the most available is {best.space().available_bytes / GiB:.2f} GiB "
             f"on {best.name}"
         )
-    free = {flexvol.name: free_percent(flexvol, provisioned) for flexvol in with_room}
-    by_free = emptiest_first(with_room, free)
+    free = _free(with_room, provisioned)
+    by_free = _emptiest_first(with_room, free)
     emptiest = by_free[0]
     near = [f for f in by_free if free[f.name] >= free[emptiest.name] - margin_percent]
-    for flexvol in near:
-        if ImageCache(flexvol).contains(image_id):
-            return Placement(flexvol, f"already caches the image ({_fullness(flexvol, free)})")
-    for flexvol in near:
-        if image_file is not None and flexvol.contains(image_file):
-            return Placement(flexvol, f"holds the image file ({_fullness(flexvol, free)})")
+    has_image: list[tuple[Callable[[FlexVol], bool], str]] = [
+        (lambda f: ImageCache(f).contains(image_id), "already caches the image"),
+        (lambda f: image_file is not None and f.contains(image_file), "holds the image file"),
+    ]
+    for holds, what in has_image:
+        for flexvol in near:
+            if holds(flexvol):
+                return Placement(flexvol, f"{what} ({_fullness(flexvol, free)})")
     reason = f"emptiest ({_fullness(emptiest, free)})"
-    if any(_has_image(f, image_id, image_file) for f in by_free if f not in near):
+    if any(holds(f) for holds, _ in has_image for f in by_free if f not in near):
         reason += (
-            f"; those that cache the image or hold its file are more than {margin_percent:g} "
-            "points fuller, so this one gets the image in its cache"
+            f": those that have the image are more than {margin_percent:g} points fuller, "
+            "so this one gets it in its cache"
         )
     return Placement(emptiest, reason)
 
 
-def _has_image(flexvol: FlexVol, image_id: str, image_file: Path | None) -> bool:
-    if ImageCache(flexvol).contains(image_id):
-        return True
-    return image_file is not None and flexvol.contains(image_file)
-
-
-def emptiest_first(flexvols: list[FlexVol], free: Mapping[str, float]) -> list[FlexVol]:
+def _emptiest_first(flexvols: list[FlexVol], free: Mapping[str, float]) -> list[FlexVol]:
     """By free share; of FlexVols equally provisioned (fresh ones), more available space first."""
     return sorted(flexvols, key=lambda f: (-free[f.name], -f.space().available_bytes))
+
+
+def _free(flexvols: list[FlexVol], provisioned: Provisioned) -> dict[str, float]:
+    return {flexvol.name: free_percent(flexvol, provisioned) for flexvol in flexvols}
 
 
 def _fullness(flexvol: FlexVol, free: Mapping[str, float]) -> str:
@@ -182,8 +182,7 @@ def place_empty(
     if requested is not None:
         return volume_flexvol(topology, requested)
     found = candidates(topology, allowed)
-    free = {flexvol.name: free_percent(flexvol, provisioned) for flexvol in found}
-    return emptiest_first(found, free)[0]
+    return _emptiest_first(found, _free(found, provisioned))[0]
 
 
 def volume_flexvol(topology: Topology, name: str) -> FlexVol:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -140,6 +141,7 @@ class VolumeService:
         )
         # Called after each accepted creation: a server's worker wakes on it.
         self.on_accept: list[Callable[[], None]] = []
+        self._placing = threading.Lock()
 
     # creation ------------------------------------------------------------------------------
     def create(self, request: VolumeCreate) -> VolumeRecord:
@@ -155,6 +157,18 @@ class VolumeService:
         With ``claimant`` the record is born claimed by it (a synchronous creation), so no
         background worker picks it up.
         """
+        # Placement counts the volumes each FlexVol holds and the insert adds one: one
+        # creation at a time in this process, so that a burst of them sees each other and
+        # spreads (another process's burst may still overlap: the spread is then rougher).
+        with self._placing:
+            record = self._accept(request, caller=caller, claimant=claimant)
+        for listener in self.on_accept:
+            listener()
+        return record
+
+    def _accept(
+        self, request: VolumeCreate, *, caller: Caller, claimant: str | None
+    ) -> VolumeRecord:
         _validate(request)
         volume_type = self.types.get(request.volume_type, caller=caller)
         allowed = accepts(volume_type)
@@ -170,7 +184,7 @@ class VolumeService:
                 image_file=image_source(image).file,
                 raw_size=image.virtual_size or image.size or 0,
                 requested=request.flexvol,
-                provisioned=self._provisioned(),
+                provisioned=self._provisioned() if request.flexvol is None else {},
                 margin_percent=self.settings.placement.spread_margin_percent,
                 allowed=allowed,
             )
@@ -209,7 +223,7 @@ class VolumeService:
             flexvol = placement.place_empty(
                 self.topology,
                 requested=request.flexvol,
-                provisioned=self._provisioned(),
+                provisioned=self._provisioned() if request.flexvol is None else {},
                 allowed=allowed,
             )
 
@@ -246,8 +260,6 @@ class VolumeService:
             flexvol.name,
             f"image {image.id}" if image else f"volume {source.id}" if source else "nothing",
         )
-        for listener in self.on_accept:
-            listener()
         return record
 
     def _provisioned(self) -> dict[str, int]:

@@ -8,10 +8,14 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from threading import Thread
 from typing import Any
 
 import httpx
+import pytest
 
 from bootvol.db.models import ImageRecord, ImageStatus
 from bootvol.images.imports import IMPORT_ERROR_PROPERTY
@@ -20,6 +24,13 @@ from ..support import openstack_cli
 from .conftest import Service
 
 OCTETS = {"Content-Type": "application/octet-stream"}
+
+
+@pytest.fixture
+def service(make_service: Callable[..., Service]) -> Service:
+    """The test file server listens on a random loopback port: let web-download reach it
+    (test_web_download_filters has the default, ports 80 and 443 only)."""
+    return make_service(extra="[web_download]\nallowed_ports = []")
 
 
 def wait_for_import(service: Service, image_id: str, *, timeout: float = 60) -> ImageRecord:
@@ -215,7 +226,7 @@ def test_import_refusals_answer_glance_status_codes(service: Service) -> None:
     service.add_member("team")
     member = Glance(service, service.token("team-user", "pw-team", "team")[0])
     public = glance.create(disk_format="raw", visibility="public")["id"]
-    private = glance.create(disk_format="raw")["id"]
+    private = glance.create(disk_format="raw", visibility="private")["id"]
     assert member.stage(private, raw).status_code == 404
     assert member.start(private, {"name": "web-download", "uri": "http://x/y"}).status_code == 404
     assert member.stage(public, raw).status_code == 403
@@ -278,3 +289,70 @@ def test_unsafe_content_is_refused_as_an_upload_is(service: Service) -> None:
     record = wait_for_import(service, cli["id"])
     assert record.status == ImageStatus.QUEUED and "backing file" in (record.message or "")
     assert image_store_files(service) == []
+
+
+@pytest.fixture
+def redirect_to() -> Iterator[Callable[[str], str]]:
+    """A loopback server whose every GET answers 302 to one URL: redirect_to(url) → its URL."""
+    target: list[str] = []
+
+    class Redirect(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(302)
+            self.send_header("Location", target[0])
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
+    thread = Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+
+    def point(url: str) -> str:
+        target[:] = [url]
+        return f"http://127.0.0.1:{server.server_address[1]}/image.qcow2"
+
+    yield point
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+def test_web_download_filters(
+    make_service: Callable[..., Service], redirect_to: Callable[[str], str]
+) -> None:
+    """Glance's import filtering: by default ports 80 and 443 only; hosts by list; a redirect
+    is checked as the URL it leads to is, so it cannot reach what the URL could not."""
+    default = make_service()
+    glance = Glance(default, default.token()[0])
+    image_id = glance.create(disk_format="qcow2")["id"]
+    file_url = default.estate.url("web.qcow2")  # a random port
+    refused = glance.start(image_id, {"name": "web-download", "uri": file_url})
+    assert refused.status_code == 400, refused.text
+    assert "is not in [web_download] allowed_ports" in refused.text
+    assert glance.show(image_id)["status"] == "queued"
+
+    filtered = make_service(
+        extra='[web_download]\nallowed_ports = []\ndisallowed_hosts = ["localhost"]'
+    )
+    estate = filtered.estate
+    qcow2 = estate.sample_qcow2(estate.sample("web.raw", size_mib=1), "web.qcow2")
+    glance = Glance(filtered, filtered.token()[0])
+    image_id = glance.create(disk_format="qcow2")["id"]
+    to_localhost = estate.url("web.qcow2").replace("127.0.0.1", "localhost")
+    refused = glance.start(image_id, {"name": "web-download", "uri": to_localhost})
+    assert refused.status_code == 400 and "disallowed_hosts" in refused.text
+    # Allowed itself, but it redirects to a disallowed host: the import fails at that hop.
+    redirected = glance.start(image_id, {"name": "web-download", "uri": redirect_to(to_localhost)})
+    assert redirected.status_code == 202, redirected.text
+    record = wait_for_import(filtered, image_id)
+    assert record.status == ImageStatus.QUEUED
+    assert record.message and "disallowed_hosts" in record.message
+    assert image_store_files(filtered) == []
+    # The same file by an address the filters let through is imported.
+    allowed = glance.start(image_id, {"name": "web-download", "uri": estate.url("web.qcow2")})
+    assert allowed.status_code == 202
+    assert wait_for_import(filtered, image_id).status == ImageStatus.ACTIVE
+    assert saved(filtered, image_id) == qcow2.read_bytes()

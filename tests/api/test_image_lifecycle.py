@@ -122,6 +122,7 @@ def test_an_empty_image_id_is_a_missing_image(service: Service) -> None:
         for method, path in (
             ("GET", "/image/v2/images/"),
             ("DELETE", "/image/v2/images/"),
+            ("POST", "/image/v2/images/"),
             ("GET", "/image/v2/images//file"),
             ("PUT", "/image/v2/images//tags/gold"),
             ("GET", "/image/v2/images//members"),

@@ -12,6 +12,7 @@ import pytest
 from bootvol.bench.content import file_sha256, volume_sha256
 from bootvol.db.models import VolumeRecord, VolumeStatus
 from bootvol.images.service import ImageCreate
+from bootvol.volumes import placement
 from bootvol.volumes.cache import ImageCache
 from bootvol.volumes.records import FlowchartStep
 from bootvol.volumes.service import VolumeCreate
@@ -199,6 +200,30 @@ def test_placement_prefers_cache_then_image_then_space(
             subprocess.run(["fallocate", "-l", str(excess + 256 * MiB), ballast], check=True)
     third = estate.app.volumes.create(VolumeCreate(image=remote, size_gib=1))
     assert third.flexvol == "vol_c"
+
+
+def test_a_caching_flexvol_wins_only_within_the_margin(estate: Estate) -> None:
+    image = upload(estate, estate.sample("disk.raw"), "disk")
+    create(estate, image, "vol_a")  # now vol_a caches it
+    topology = estate.app.topology
+    caching, empty = topology.get("vol_a"), topology.get("vol_b")
+
+    def place(points_fuller: int) -> placement.Placement:
+        promised = caching.space().total_bytes * points_fuller // 100
+        return placement.choose_flexvol(
+            [caching, empty],
+            image_id=image,
+            image_file=None,
+            raw_size=16 * MiB,
+            provisioned={"vol_a": promised},
+            margin_percent=10,
+        )
+
+    near = place(5)
+    assert near.flexvol is caching and "already caches the image" in near.reason
+    far = place(15)
+    assert far.flexvol is empty
+    assert "more than 10 points fuller" in far.reason and "gets it in its cache" in far.reason
 
 
 def test_delete_removes_volume_file(estate: Estate) -> None:

@@ -125,7 +125,7 @@ class ImageSchema(BaseModel):
 
 
 class MemberCreateBody(BaseModel):
-    member: str = Field(description="The project id to share the image with")
+    member: str = Field(max_length=255, description="The project id to share the image with")
 
 
 class MemberUpdateBody(BaseModel):
