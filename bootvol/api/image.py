@@ -13,7 +13,7 @@ from pydantic import TypeAdapter, ValidationError
 from bootvol.api.deps import AppDep, BaseUrl, CallerDep
 from bootvol.api.formats import glance_time
 from bootvol.api.image_import import IMPORT_METHODS, IMPORT_METHODS_HEADER
-from bootvol.api.schemas.common import ErrorBody, Link, VersionEntry
+from bootvol.api.schemas.common import GLANCE_ERRORS, ErrorBody, Link, VersionEntry
 from bootvol.api.schemas.image import (
     ImageCreateBody,
     ImageList,
@@ -34,12 +34,7 @@ from bootvol.images.service import ImageCreate, ImageQuery
 router = APIRouter(
     prefix="/image",
     tags=["image"],
-    responses={
-        400: {"model": ErrorBody},
-        401: {"description": "No valid token"},
-        403: {"model": ErrorBody},
-        404: {"model": ErrorBody},
-    },
+    responses=GLANCE_ERRORS,
 )
 
 PATCH_MEDIA_TYPE = "application/openstack-images-v2.1-json-patch"

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from bootvol.api.deps import AppDep, CallerDep
-from bootvol.api.schemas.common import ErrorBody
+from bootvol.api.schemas.common import GLANCE_ERRORS, ErrorBody
 from bootvol.api.schemas.image_import import ImportBody, ImportInfo, ImportMethods
 from bootvol.api.streaming import OCTET_STREAM_BODY, octet_stream
 from bootvol.errors import NotFound
@@ -15,13 +15,7 @@ from bootvol.images.imports import ImportMethod, ImportRequest
 router = APIRouter(
     prefix="/image/v2",
     tags=["image"],
-    responses={
-        400: {"model": ErrorBody},
-        401: {"description": "No valid token"},
-        403: {"model": ErrorBody},
-        404: {"model": ErrorBody},
-        409: {"model": ErrorBody},
-    },
+    responses={**GLANCE_ERRORS, 409: {"model": ErrorBody}},
 )
 
 # Glance answers its image create with this header; openstacksdk imports only when the

@@ -9,19 +9,14 @@ from fastapi import APIRouter, Response
 
 from bootvol.api.deps import AppDep, CallerDep
 from bootvol.api.formats import glance_time
-from bootvol.api.schemas.common import ErrorBody
+from bootvol.api.schemas.common import GLANCE_ERRORS, ErrorBody
 from bootvol.api.schemas.image import MemberCreateBody, MemberList, MemberPublic, MemberUpdateBody
 from bootvol.db.models import ImageMemberRecord
 
 router = APIRouter(
     prefix="/image/v2",
     tags=["image"],
-    responses={
-        400: {"model": ErrorBody},
-        401: {"description": "No valid token"},
-        403: {"model": ErrorBody},
-        404: {"model": ErrorBody},
-    },
+    responses=GLANCE_ERRORS,
 )
 
 

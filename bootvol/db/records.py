@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
-from bootvol.db.models import FlavorRecord, ImageRecord, ServerRecord, VolumeRecord
+from bootvol.db.models import FlavorRecord, ImageRecord, ServerRecord, VolumeRecord, utcnow
 from bootvol.db.session import SessionFactory
 from bootvol.errors import Conflict, NotFound
 
@@ -70,3 +70,15 @@ class Records(Generic[Record]):
             record = session.get(self._model, record_id)
             if record is not None:
                 session.delete(record)
+
+    def move_status(self, record_id: str, *, expect: object, to: object) -> bool:
+        """Set the status to ``to`` if it is ``expect``, in one conditional UPDATE: of
+        concurrent movers exactly one succeeds. False when the status was another."""
+        model: Any = self._model  # every record that has a status moves this way
+        with self._sessions.begin() as session:
+            moved = session.execute(
+                update(model)
+                .where(model.id == record_id, model.status == expect)
+                .values(status=to, updated_at=utcnow())
+            ).rowcount
+        return bool(moved == 1)

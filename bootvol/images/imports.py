@@ -37,11 +37,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import update
-
 from bootvol.caller import Caller
 from bootvol.config import DownloadSettings, WebDownloadSettings
-from bootvol.db.models import ImageRecord, ImageStatus, utcnow
+from bootvol.db.models import ImageRecord, ImageStatus
 from bootvol.db.records import Records
 from bootvol.db.session import SessionFactory
 from bootvol.errors import BootvolError, Conflict, ImageNotFound, InvalidRequest, NotFound
@@ -124,7 +122,9 @@ class ImageImports:
     ) -> ImageRecord:
         """Glance's stage: keep the bytes for a later glance-direct import (``uploading``)."""
         record = self._writable(image_id, caller)
-        if not self._move(record.id, expect=ImageStatus.QUEUED, to=ImageStatus.UPLOADING):
+        if not self._records.move_status(
+            record.id, expect=ImageStatus.QUEUED, to=ImageStatus.UPLOADING
+        ):
             current = self._records.get(record.id).status
             raise Conflict(
                 f"Image status transition from {current} to {ImageStatus.UPLOADING} is not allowed"
@@ -153,7 +153,7 @@ class ImageImports:
             raise Conflict("Image needs to be staged before 'glance-direct' method can be used")
         if request.uri is not None:
             self._check_uri(request.uri)
-        if not self._move(record.id, expect=expect, to=ImageStatus.IMPORTING):
+        if not self._records.move_status(record.id, expect=expect, to=ImageStatus.IMPORTING):
             raise Conflict(
                 f"New operation on image '{record.id}' is not permitted as prior operation "
                 "is still in progress"
@@ -233,15 +233,6 @@ class ImageImports:
             check_url=self._check_uri,
         )
         return self._store.upload(image_id, chunks, disk_format=disk_format)
-
-    def _move(self, image_id: str, *, expect: ImageStatus, to: ImageStatus) -> bool:
-        with self._sessions.begin() as session:
-            moved = session.execute(
-                update(ImageRecord)
-                .where(ImageRecord.id == image_id, ImageRecord.status == expect)
-                .values(status=to, updated_at=utcnow())
-            ).rowcount
-        return moved == 1
 
     def _fail(self, image_id: str, reason: str) -> None:
         log.warning("image %s back to queued: %s", image_id, reason)

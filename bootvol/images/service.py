@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
-from sqlalchemy import and_, false, or_, select, true, update
+from sqlalchemy import and_, false, or_, select, true
 from sqlalchemy.exc import IntegrityError
 
 from bootvol.caller import OPERATOR, Caller
@@ -35,7 +35,6 @@ from bootvol.db.models import (
     ImageStatus,
     MemberStatus,
     Visibility,
-    utcnow,
 )
 from bootvol.db.paginate import fetch_page, sort_keys, sortable
 from bootvol.db.records import Records
@@ -493,15 +492,10 @@ class ImageService:
         return and_(*conditions)
 
     def _set_status(self, image_id: str, *, expect: ImageStatus, to: ImageStatus) -> ImageRecord:
-        # One conditional UPDATE, so that of two concurrent uploads exactly one proceeds.
-        with self._sessions.begin() as session:
-            moved = session.execute(
-                update(ImageRecord)
-                .where(ImageRecord.id == image_id, ImageRecord.status == expect)
-                .values(status=to, updated_at=utcnow())
-            ).rowcount
+        # Of two concurrent uploads exactly one proceeds.
+        moved = self._records.move_status(image_id, expect=expect, to=to)
         record = self._records.get(image_id)
-        if moved != 1:
+        if not moved:
             raise Conflict(
                 f"image {image_id} is {record.status}; bytes can only be uploaded to a "
                 f"{expect} image"

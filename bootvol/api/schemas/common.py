@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -56,3 +58,12 @@ class VersionEntry(BaseModel):
     version: str | None = Field(None, description="Cinder: the maximum microversion")
     min_version: str | None = Field(None, description="Cinder: the minimum microversion")
     media_types: list[MediaType] | None = Field(None, alias="media-types")
+
+
+# The refusals every Glance route may answer, for the OpenAPI document.
+GLANCE_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody},
+    401: {"description": "No valid token"},
+    403: {"model": ErrorBody},
+    404: {"model": ErrorBody},
+}
