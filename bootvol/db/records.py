@@ -56,10 +56,14 @@ class Records(Generic[Record]):
             raise Conflict(f"several {self._kind}s are named {ref!r} ({ids}); use the id")
         return matches[0]
 
-    def update(self, record_id: str, **fields: object) -> Record:
+    def update(self, record_id: str, *, expect_status: object = None, **fields: object) -> Record:
+        """Set ``fields``; NotFound if the record is gone, or (with ``expect_status``) if its
+        status is another: then it is not the record the caller worked for."""
         with self._sessions.begin() as session:
             record = session.get(self._model, record_id)
-            if record is None:
+            if record is None or (
+                expect_status is not None and getattr(record, "status", None) != expect_status
+            ):
                 raise NotFound(f"{self._kind} {record_id} disappeared during the operation")
             for name, value in fields.items():
                 setattr(record, name, value)

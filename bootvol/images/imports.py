@@ -34,7 +34,7 @@ import logging
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from bootvol.caller import Caller
@@ -87,7 +87,14 @@ class ImportRequest:
 
 # ImageService's rules, lent to this module so that there is one of each:
 WritableImage = Callable[[str, Caller], ImageRecord]  # ImageNotFound / Forbidden, as Glance
-Activate = Callable[[str, StoredImage], ImageRecord]  # the image is its stored bytes now
+
+
+class Activate(Protocol):
+    """The image is its stored bytes now; NotFound if it is gone or not in ``expect``."""
+
+    def __call__(
+        self, image_id: str, stored: StoredImage, *, expect: ImageStatus | None = None
+    ) -> ImageRecord: ...
 
 
 class ImageImports:
@@ -134,7 +141,7 @@ class ImageImports:
         except BaseException as exc:
             # Glance's _unstage: no bytes kept, and the image may be staged again.
             self._store.unstage(record.id)
-            self._fail(record.id, _reason(exc, doing="staging"))
+            self._fail(record.id, _reason(exc, doing="staging"), expect=ImageStatus.UPLOADING)
             raise
         log.info("image %s: %d bytes staged", record.id, size)
         try:
@@ -211,12 +218,14 @@ class ImageImports:
             if not isinstance(exc, BootvolError):
                 log.exception("image %s: %s import failed unexpectedly", image_id, request.method)
             self._store.unstage(image_id)  # a failed import needs staging again, as Glance
-            self._fail(image_id, _reason(exc, doing=f"{request.method} import"))
+            reason = _reason(exc, doing=f"{request.method} import")
+            self._fail(image_id, reason, expect=ImageStatus.IMPORTING)
             return
         try:
-            self._activate(image_id, stored)
+            self._activate(image_id, stored, expect=ImageStatus.IMPORTING)
         except NotFound:
-            # Deleted while importing: the bytes published meanwhile belong to no image.
+            # Deleted while importing (and perhaps made again under the same id): the bytes
+            # published meanwhile belong to no image.
             self._store.delete(image_id)
             log.info("image %s was deleted during its import", image_id)
             return
@@ -234,13 +243,14 @@ class ImageImports:
         )
         return self._store.upload(image_id, chunks, disk_format=disk_format)
 
-    def _fail(self, image_id: str, reason: str) -> None:
+    def _fail(self, image_id: str, reason: str, *, expect: ImageStatus) -> None:
         log.warning("image %s back to queued: %s", image_id, reason)
         record = self._records.get_by_id(image_id)
         if record is not None:
             try:
                 self._records.update(
                     image_id,
+                    expect_status=expect,
                     status=ImageStatus.QUEUED,
                     size=None,
                     message=reason,

@@ -256,10 +256,14 @@ class ImageService:
             raise
         return self._activate(record.id, stored)
 
-    def _activate(self, image_id: str, stored: StoredImage) -> ImageRecord:
-        """The image is its stored bytes now: active, with their size and hashes."""
+    def _activate(
+        self, image_id: str, stored: StoredImage, *, expect: ImageStatus | None = None
+    ) -> ImageRecord:
+        """The image is its stored bytes now: active, with their size and hashes (NotFound
+        if it is gone, or with ``expect``, no longer in that status)."""
         return self._records.update(
             image_id,
+            expect_status=expect,
             status=ImageStatus.ACTIVE,
             location=ImageLocation.stored(stored.path),
             size=stored.digest.size,
