@@ -135,8 +135,9 @@ def test_servers_boot_from_volumes_cut_from_their_image(cloud: Cloud) -> None:
         return build is not None and build.guest_line_s is not None
 
     cloud.wait(guest_line_recorded, "the guest line in the build record")
-    # The raw image lives on the image store, which also holds volumes: each boot volume is a
-    # clone of the image file there, and each server is on its own volume.
+    # The raw image lives on the image store, which also holds volumes: the first boot volume
+    # is a clone of the image file there. That FlexVol is now half provisioned (1 GiB of 2),
+    # past placement's margin: the second goes to an emptier FlexVol, which gets the image.
     second = cloud.app.servers.accept(
         ServerCreate(
             name="vm2",
@@ -147,10 +148,14 @@ def test_servers_boot_from_volumes_cut_from_their_image(cloud: Cloud) -> None:
     )
     built = cloud.wait_status(second.id, ServerStatus.ACTIVE)
     assert built.build is not None and built.build.volume is not None
-    assert built.build.volume.path == ProvisioningPath.DIRECT_CLONE
-    assert built.root_volume_id != server.root_volume_id
-    volume = cloud.app.volumes.get(built.root_volume_id or "")
+    assert built.build.volume.path != ProvisioningPath.DIRECT_CLONE
+    assert built.build.volume.filled_cache
+    assert built.root_volume_id and built.root_volume_id != server.root_volume_id
+    volume = cloud.app.volumes.get(built.root_volume_id)
     assert volume.status == VolumeStatus.IN_USE  # the server boots from it
+    assert volume.flexvol != cloud.app.volumes.get(server.root_volume_id).flexvol
+    (line,) = cloud.wait_boots(second.id, 1)
+    assert line.strip() == f"bootvol-guest serial={volume.id[:20]} sha256={cloud.expected}"
 
 
 def test_stop_start_and_reboot_keep_the_disk(cloud: Cloud) -> None:
