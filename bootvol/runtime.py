@@ -52,6 +52,7 @@ def open_bootvol(*, config: Path | None = None, data_dir: Path | None = None) ->
         store=ImageStore(topology.get(settings.image_store)),
         web_download=settings.web_download,
         download=settings.download,
+        lease_seconds=settings.workers.lease_seconds,
     )
     metrics = Metrics()
     volumes = VolumeService(

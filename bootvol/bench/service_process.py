@@ -8,7 +8,9 @@ FlexVols) as the benchmark's ``Bootvol``, which checks the results.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
 import sys
 import time
@@ -62,6 +64,14 @@ class ServiceProcess:
         traceback: TracebackType | None,
     ) -> None:
         self._stop()
+
+    def kill(self) -> None:
+        """SIGKILL the service and its children at once, as a power cut would: nothing of
+        it runs a cleanup (crash tests)."""
+        if self._child is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self._child.process.pid, signal.SIGKILL)
+            self._stop()  # reaps them
 
     def _wait_until_serving(self, child: Child) -> bool:
         """True once it answers; False when its port was taken meanwhile (exit 14)."""

@@ -29,6 +29,7 @@ Invariants, on top of ImageStore's on-disk ones:
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import logging
 from collections.abc import Callable, Iterable
@@ -43,6 +44,7 @@ from bootvol.db.models import ImageRecord, ImageStatus
 from bootvol.db.records import Records
 from bootvol.db.session import SessionFactory
 from bootvol.errors import BootvolError, Conflict, ImageNotFound, InvalidRequest, NotFound
+from bootvol.images.leases import StaleTransfer, TransferLease, settle
 from bootvol.images.location import ImageLocation, http_chunks
 from bootvol.images.store import ImageStore, StoredImage
 
@@ -109,7 +111,9 @@ class ImageImports:
         activate: Activate,
         filters: WebDownloadSettings,
         timeouts: DownloadSettings,
+        lease_seconds: float,
     ) -> None:
+        self._lease_seconds = lease_seconds
         self._filters = filters
         self._timeouts = timeouts
         self._sessions = sessions
@@ -137,7 +141,8 @@ class ImageImports:
                 f"Image status transition from {current} to {ImageStatus.UPLOADING} is not allowed"
             )
         try:
-            size = self._store.stage(record.id, chunks, expected_size=expected_size)
+            with self._lease(record.id, ImageStatus.UPLOADING):
+                size = self._store.stage(record.id, chunks, expected_size=expected_size)
         except BaseException as exc:
             # Glance's _unstage: no bytes kept, and the image may be staged again.
             self._store.unstage(record.id)
@@ -213,7 +218,8 @@ class ImageImports:
     def _run(self, image_id: str, request: ImportRequest, *, disk_format: str) -> None:
         """The background task: store the bytes, or put the image back to queued."""
         try:
-            stored = self._import(image_id, request, disk_format=disk_format)
+            with self._lease(image_id, ImageStatus.IMPORTING):
+                stored = self._import(image_id, request, disk_format=disk_format)
         except Exception as exc:
             if not isinstance(exc, BootvolError):
                 log.exception("image %s: %s import failed unexpectedly", image_id, request.method)
@@ -242,6 +248,31 @@ class ImageImports:
             check_url=self._check_uri,
         )
         return self._store.upload(image_id, chunks, disk_format=disk_format)
+
+    def release(self, stale: StaleTransfer) -> bool:
+        """Settle a stage or an import whose process died: back to ``queued``, saying why,
+        with no staged bytes; False if it was at rest (staged) or alive after all."""
+        if stale.status == ImageStatus.UPLOADING and self._store.has_staged(stale.image_id):
+            return False  # staged, waiting for its import
+        doing = "staging" if stale.status == ImageStatus.UPLOADING else "the import"
+        reason = f"{doing} was interrupted: the process doing it stopped; stage or import again"
+        if not settle(self._sessions, stale, to=ImageStatus.QUEUED, message=reason):
+            return False
+        self._store.unstage(stale.image_id)
+        record = self._records.get_by_id(stale.image_id)
+        if record is not None:
+            with contextlib.suppress(NotFound):  # deleted meanwhile: nothing to say
+                self._records.update(
+                    record.id,
+                    expect_status=ImageStatus.QUEUED,
+                    properties={**_without_error(record), IMPORT_ERROR_PROPERTY: reason},
+                )
+        return True
+
+    def _lease(self, image_id: str, status: ImageStatus) -> TransferLease:
+        return TransferLease(
+            self._sessions, image_id, status=status, lease_seconds=self._lease_seconds
+        )
 
     def _fail(self, image_id: str, reason: str, *, expect: ImageStatus) -> None:
         log.warning("image %s back to queued: %s", image_id, reason)

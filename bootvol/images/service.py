@@ -49,6 +49,7 @@ from bootvol.errors import (
 )
 from bootvol.images.imports import ImageImports
 from bootvol.images.inspect import DISK_FORMATS
+from bootvol.images.leases import TransferLease, settle, stale_transfers
 from bootvol.images.location import ImageLocation
 from bootvol.images.patch import (
     CONTAINER_FORMATS,
@@ -145,8 +146,10 @@ class ImageService:
         store: ImageStore,
         web_download: WebDownloadSettings = WebDownloadSettings(),
         download: DownloadSettings = DownloadSettings(),
+        lease_seconds: float = 30.0,
     ) -> None:
         self._sessions = sessions
+        self._lease_seconds = lease_seconds  # of transfers (bootvol.images.leases)
         self._records = Records(sessions, ImageRecord, kind="image", not_found=ImageNotFound)
         self.store = store
         self.imports = ImageImports(
@@ -156,6 +159,7 @@ class ImageService:
             activate=self._activate,
             filters=web_download,
             timeouts=download,
+            lease_seconds=lease_seconds,
         )
 
     def create(self, request: ImageCreate, *, caller: Caller = OPERATOR) -> ImageRecord:
@@ -223,13 +227,19 @@ class ImageService:
             )
         self._set_status(image_id, expect=ImageStatus.QUEUED, to=ImageStatus.SAVING)
         try:
-            stored = self.store.upload(
+            with TransferLease(
+                self._sessions,
                 image_id,
-                chunks,
-                disk_format=disk_format,
-                expected_size=expected_size,
-                progress=progress,
-            )
+                status=ImageStatus.SAVING,
+                lease_seconds=self._lease_seconds,
+            ):
+                stored = self.store.upload(
+                    image_id,
+                    chunks,
+                    disk_format=disk_format,
+                    expected_size=expected_size,
+                    progress=progress,
+                )
         except BootvolError as exc:
             self._records.update(image_id, status=ImageStatus.KILLED, message=exc.message)
             raise
@@ -255,6 +265,24 @@ class ImageService:
             self._records.delete(record.id)
             raise
         return self._activate(record.id, stored)
+
+    def release_abandoned(self) -> list[str]:
+        """Settle the images whose transfer's process died (bootvol.images.leases): an
+        upload ``killed``, a stage or an import back to ``queued``; their ids."""
+        released = []
+        for stale in stale_transfers(self._sessions, lease_seconds=self._lease_seconds):
+            if stale.status == ImageStatus.SAVING:
+                message = (
+                    "upload interrupted: the process receiving it stopped; delete the image "
+                    "and upload it again"
+                )
+                if not settle(self._sessions, stale, to=ImageStatus.KILLED, message=message):
+                    continue
+            elif not self.imports.release(stale):
+                continue
+            log.warning("image %s: its %s was abandoned; settled", stale.image_id, stale.status)
+            released.append(stale.image_id)
+        return released
 
     def _activate(
         self, image_id: str, stored: StoredImage, *, expect: ImageStatus | None = None

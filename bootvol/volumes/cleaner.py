@@ -81,11 +81,14 @@ class PeriodicCleaner:
     metrics); ``bootvol worker`` does the same on the nodes that run no API.
     """
 
-    def __init__(self, clean: Callable[[], None], *, interval_seconds: float) -> None:
+    def __init__(
+        self, clean: Callable[[], object], *, interval_seconds: float, name: str = "cache-cleaner"
+    ) -> None:
         self._clean = clean
         self._interval_seconds = interval_seconds
+        self._name = name
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="cache-cleaner", daemon=True)
+        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
 
     def start(self) -> None:
         self._thread.start()
@@ -100,4 +103,4 @@ class PeriodicCleaner:
             try:
                 self._clean()
             except Exception:  # keep cleaning later; the log says what failed
-                log.exception("periodic cache cleaning failed")
+                log.exception("periodic %s failed", self._name)
