@@ -29,7 +29,6 @@ Invariants, on top of ImageStore's on-disk ones:
 
 from __future__ import annotations
 
-import contextlib
 import enum
 import logging
 from collections.abc import Callable, Iterable
@@ -141,8 +140,13 @@ class ImageImports:
                 f"Image status transition from {current} to {ImageStatus.UPLOADING} is not allowed"
             )
         try:
-            with self._lease(record.id, ImageStatus.UPLOADING):
+            with self._lease(record.id, ImageStatus.UPLOADING) as lease:
                 size = self._store.stage(record.id, chunks, expected_size=expected_size)
+            if lease.lost:
+                raise Conflict(
+                    f"staging image {record.id} stalled past its lease and was given up; "
+                    "stage it again"
+                )
         except BaseException as exc:
             # Glance's _unstage: no bytes kept, and the image may be staged again.
             self._store.unstage(record.id)
@@ -150,7 +154,9 @@ class ImageImports:
             raise
         log.info("image %s: %d bytes staged", record.id, size)
         try:
-            return self._records.update(record.id, size=size, message=None)
+            return self._records.update(
+                record.id, expect_status=ImageStatus.UPLOADING, size=size, message=None
+            )
         except NotFound:
             self._store.unstage(record.id)  # deleted while staging: the bytes are no one's
             raise
@@ -173,7 +179,15 @@ class ImageImports:
         record = self._records.update(record.id, message=None, properties=_without_error(record))
         assert record.disk_format is not None  # _check refused an image without one
         log.info("image %s: %s import started", record.id, request.method)
-        self._tasks.submit(self._run, record.id, request, disk_format=record.disk_format)
+        # Leased from now, not from when a pool thread takes the task: a queued import is
+        # as alive as a running one.
+        lease = self._lease(record.id, ImageStatus.IMPORTING)
+        lease.start()
+        try:
+            self._tasks.submit(self._run, record.id, request, record.disk_format, lease)
+        except BaseException:
+            lease.stop()
+            raise
         return record
 
     def _check_uri(self, uri: str) -> None:
@@ -215,17 +229,26 @@ class ImageImports:
             raise Conflict("'disk_format' needs to be set before import")
         return expect
 
-    def _run(self, image_id: str, request: ImportRequest, *, disk_format: str) -> None:
+    def _run(
+        self, image_id: str, request: ImportRequest, disk_format: str, lease: TransferLease
+    ) -> None:
         """The background task: store the bytes, or put the image back to queued."""
         try:
-            with self._lease(image_id, ImageStatus.IMPORTING):
-                stored = self._import(image_id, request, disk_format=disk_format)
+            stored = self._import(image_id, request, disk_format=disk_format)
         except Exception as exc:
+            lease.stop()
+            if lease.lost:  # settled meanwhile, as abandoned: the image is not ours to say
+                return
             if not isinstance(exc, BootvolError):
                 log.exception("image %s: %s import failed unexpectedly", image_id, request.method)
             self._store.unstage(image_id)  # a failed import needs staging again, as Glance
             reason = _reason(exc, doing=f"{request.method} import")
             self._fail(image_id, reason, expect=ImageStatus.IMPORTING)
+            return
+        finally:
+            lease.stop()
+        if lease.lost:
+            log.warning("image %s: imported after its lease was lost; not activated", image_id)
             return
         try:
             self._activate(image_id, stored, expect=ImageStatus.IMPORTING)
@@ -251,22 +274,16 @@ class ImageImports:
 
     def release(self, stale: StaleTransfer) -> bool:
         """Settle a stage or an import whose process died: back to ``queued``, saying why,
-        with no staged bytes; False if it was at rest (staged) or alive after all."""
-        if stale.status == ImageStatus.UPLOADING and self._store.has_staged(stale.image_id):
-            return False  # staged, waiting for its import
+        with no bytes kept (staged, or stored before it could activate); False if it was
+        alive after all."""
         doing = "staging" if stale.status == ImageStatus.UPLOADING else "the import"
         reason = f"{doing} was interrupted: the process doing it stopped; stage or import again"
-        if not settle(self._sessions, stale, to=ImageStatus.QUEUED, message=reason):
+        properties = {**stale.properties, IMPORT_ERROR_PROPERTY: reason}
+        if not settle(
+            self._sessions, stale, to=ImageStatus.QUEUED, message=reason, properties=properties
+        ):
             return False
-        self._store.unstage(stale.image_id)
-        record = self._records.get_by_id(stale.image_id)
-        if record is not None:
-            with contextlib.suppress(NotFound):  # deleted meanwhile: nothing to say
-                self._records.update(
-                    record.id,
-                    expect_status=ImageStatus.QUEUED,
-                    properties={**_without_error(record), IMPORT_ERROR_PROPERTY: reason},
-                )
+        self._store.delete(stale.image_id)
         return True
 
     def _lease(self, image_id: str, status: ImageStatus) -> TransferLease:

@@ -49,7 +49,7 @@ from bootvol.errors import (
 )
 from bootvol.images.imports import ImageImports
 from bootvol.images.inspect import DISK_FORMATS
-from bootvol.images.leases import TransferLease, settle, stale_transfers
+from bootvol.images.leases import StaleTransfer, TransferLease, settle, stale_transfers
 from bootvol.images.location import ImageLocation
 from bootvol.images.patch import (
     CONTAINER_FORMATS,
@@ -232,7 +232,7 @@ class ImageService:
                 image_id,
                 status=ImageStatus.SAVING,
                 lease_seconds=self._lease_seconds,
-            ):
+            ) as lease:
                 stored = self.store.upload(
                     image_id,
                     chunks,
@@ -240,13 +240,19 @@ class ImageService:
                     expected_size=expected_size,
                     progress=progress,
                 )
+            if lease.lost:  # settled killed meanwhile, which takes no upload: drop the bytes
+                self.store.delete(image_id)
+                raise Conflict(
+                    f"the upload of image {image_id} stalled past its lease and was given up; "
+                    "delete the image and upload it again"
+                )
         except BootvolError as exc:
             self._records.update(image_id, status=ImageStatus.KILLED, message=exc.message)
             raise
         except BaseException:
             self._records.update(image_id, status=ImageStatus.KILLED, message="upload interrupted")
             raise
-        return self._activate(image_id, stored)
+        return self._activate(image_id, stored, expect=ImageStatus.SAVING)
 
     def create_from_volume(
         self, request: ImageCreate, source: Path, *, source_format: str, caller: Caller
@@ -271,18 +277,27 @@ class ImageService:
         upload ``killed``, a stage or an import back to ``queued``; their ids."""
         released = []
         for stale in stale_transfers(self._sessions, lease_seconds=self._lease_seconds):
-            if stale.status == ImageStatus.SAVING:
-                message = (
-                    "upload interrupted: the process receiving it stopped; delete the image "
-                    "and upload it again"
-                )
-                if not settle(self._sessions, stale, to=ImageStatus.KILLED, message=message):
+            try:
+                if not self._release(stale):
                     continue
-            elif not self.imports.release(stale):
+            except Exception:  # the others are settled still; this one on the next round
+                log.exception("settling image %s failed", stale.image_id)
                 continue
             log.warning("image %s: its %s was abandoned; settled", stale.image_id, stale.status)
             released.append(stale.image_id)
         return released
+
+    def _release(self, stale: StaleTransfer) -> bool:
+        if stale.status != ImageStatus.SAVING:
+            return self.imports.release(stale)
+        message = (
+            "upload interrupted: the process receiving it stopped; delete the image and "
+            "upload it again"
+        )
+        if not settle(self._sessions, stale, to=ImageStatus.KILLED, message=message):
+            return False
+        self.store.delete(stale.image_id)  # bytes published before it could activate
+        return True
 
     def _activate(
         self, image_id: str, stored: StoredImage, *, expect: ImageStatus | None = None

@@ -18,7 +18,7 @@ from bootvol.bench.api_service import project_tokens
 from bootvol.bench.service_process import ServiceProcess
 from bootvol.caller import OPERATOR
 from bootvol.db.models import ImageRecord, ImageStatus
-from bootvol.images.imports import IMPORT_ERROR_PROPERTY
+from bootvol.images.imports import IMPORT_ERROR_PROPERTY, ImportMethod, ImportRequest
 
 from ..faulty_http import FaultyServer
 from ..support import Estate, MiB
@@ -61,7 +61,7 @@ def _send(url: str, token: str, body: HeldBody) -> threading.Thread:
 def test_a_killed_service_leaves_no_image_in_a_transient_status(
     make_estate: Callable[..., Estate], tmp_path: Path
 ) -> None:
-    estate = make_estate(extra="[workers]\nlease_seconds = 3\n[web_download]\nallowed_ports = []")
+    estate = make_estate(extra="[workers]\nlease_seconds = 6\n[web_download]\nallowed_ports = []")
     images = estate.app.images
     faulty_folder = tmp_path / "faulty"
     faulty_folder.mkdir()
@@ -88,6 +88,9 @@ def test_a_killed_service_leaves_no_image_in_a_transient_status(
                 return str(created.json()["id"])
 
             uploaded, staged, imported = create("raw"), create("raw"), create("qcow2")
+            resting = create("raw")  # staged whole, waiting for its import: not abandoned
+            done = glance.put(f"/images/{resting}/stage", content=bytes(MiB), headers=OCTETS)
+            assert done.status_code == 204, done.text
             upload_body, stage_body = HeldBody(), HeldBody()
             _send(f"{victim.base_url}/image/v2/images/{uploaded}/file", member.token, upload_body)
             _send(f"{victim.base_url}/image/v2/images/{staged}/stage", member.token, stage_body)
@@ -102,15 +105,17 @@ def test_a_killed_service_leaves_no_image_in_a_transient_status(
             _wait(lambda: faulty.held == 1, "the web-download held halfway")
             assert status(imported) == ImageStatus.IMPORTING
 
-            # Alive, however long: its lease is renewed and nothing settles it.
+            # Alive, however long: their leases are renewed and nothing settles them.
             renewals: set[object] = set()
 
             def renewed_past_a_lease() -> bool:
                 renewals.add(images.get(uploaded).updated_at)
-                return len(renewals) >= 5  # a renewal every second: past the 3 s lease
+                return len(renewals) >= 5  # a renewal every 2 s: past the 6 s lease
 
             _wait(renewed_past_a_lease, "the live upload's lease renewed past a lease")
             assert status(uploaded) == ImageStatus.SAVING
+            assert status(staged) == ImageStatus.UPLOADING
+            assert status(imported) == ImageStatus.IMPORTING
 
             victim.kill()
         for body in (upload_body, stage_body):
@@ -136,6 +141,11 @@ def test_a_killed_service_leaves_no_image_in_a_transient_status(
         assert not images.store.has_staged(image_id)
     assert not any(images.store.path_for(i).exists() for i in (uploaded, staged, imported))
 
+    # The image staged whole is still waiting for its import, and it imports.
+    assert images.get(resting).status == ImageStatus.UPLOADING
+    assert images.store.has_staged(resting)
+    images.imports.start(resting, ImportRequest(ImportMethod.GLANCE_DIRECT), caller=OPERATOR)
+    _wait(lambda: status(resting) == ImageStatus.ACTIVE, "the resting image imported")
     # Queued again, the image takes a new stage.
     images.imports.stage(staged, iter([bytes(MiB)]), caller=OPERATOR)
     assert images.get(staged).status == ImageStatus.UPLOADING
