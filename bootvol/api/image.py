@@ -27,9 +27,10 @@ from bootvol.api.streaming import OCTET_STREAM_BODY, octet_stream
 from bootvol.caller import Caller
 from bootvol.db.models import ImageRecord, MemberStatus, Visibility
 from bootvol.errors import ImageNotFound, InvalidRequest, UnsupportedMediaType
+from bootvol.images.listing import ImageQuery
 from bootvol.images.patch import PatchOperation
 from bootvol.images.published import published_locations
-from bootvol.images.service import ImageCreate, ImageQuery
+from bootvol.images.service import ImageCreate
 
 router = APIRouter(
     prefix="/image",

@@ -4,13 +4,11 @@ An image is either *stored* (its bytes uploaded to the image-store FlexVol, loca
 file) or *remote* (location is an http(s) URL whose bytes are downloaded when a volume
 first needs them). Records live in the database; bytes go through ImageStore.
 
-Who sees what (Glance's rules, bootvol.caller.Caller): an image is visible to its owner's
-project, to admins, to everyone when ``public`` or ``community``, and when ``shared`` (the
-default, as Glance's) to the projects it is shared with (bootvol.images.members): those see
-it by id whatever their member status, and list it once they have accepted it (or as the
-``member_status`` filter asks). Changing or deleting takes the owner
-or an admin; a visible image that the caller may not change answers Forbidden, an invisible
-one ImageNotFound, so that a project learns nothing of another's private images.
+Who sees and lists what is bootvol.images.listing (Glance's rules; new images are
+``shared``, Glance's default, and seen by their members). Changing or deleting takes the
+owner or an admin; a visible image that the caller may not change answers Forbidden, an
+invisible one ImageNotFound, so that a project learns nothing of another's private images.
+Transfers of bytes hold a lease on their image (bootvol.images.leases).
 The operator's CLI (OPERATOR) addresses images by id or unique name; the API by id only.
 """
 
@@ -24,19 +22,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
-from sqlalchemy import and_, false, or_, select, true
 from sqlalchemy.exc import IntegrityError
 
 from bootvol.caller import OPERATOR, Caller
 from bootvol.config import DownloadSettings, WebDownloadSettings
 from bootvol.db.models import (
-    ImageMemberRecord,
     ImageRecord,
     ImageStatus,
-    MemberStatus,
     Visibility,
 )
-from bootvol.db.paginate import fetch_page, sort_keys, sortable
 from bootvol.db.records import Records
 from bootvol.db.session import SessionFactory
 from bootvol.errors import (
@@ -50,6 +44,7 @@ from bootvol.errors import (
 from bootvol.images.imports import ImageImports
 from bootvol.images.inspect import DISK_FORMATS
 from bootvol.images.leases import StaleTransfer, TransferLease, settle, stale_transfers
+from bootvol.images.listing import ImageListing, ImageQuery
 from bootvol.images.location import ImageLocation
 from bootvol.images.patch import (
     CONTAINER_FORMATS,
@@ -89,53 +84,12 @@ class ImageCreate:
 
 
 @dataclass(frozen=True)
-class ImageQuery:
-    """A Glance list request: filters, sort order, and one page."""
-
-    limit: int | None = None
-    marker: str | None = None
-    name: str | None = None
-    status: str | None = None
-    visibility: str | None = None  # a Visibility, or "all"; None: Glance's default set
-    owner: str | None = None
-    protected: bool | None = None
-    hidden: bool = False
-    tags: Sequence[str] = ()  # images with every one of them
-    disk_formats: Sequence[str] | None = None  # any of them
-    container_formats: Sequence[str] | None = None
-    size_min: int | None = None
-    size_max: int | None = None
-    # Images shared with the caller's project are listed when its member status is one of
-    # these (Glance's member_status filter: accepted by default, "all" for every status).
-    member_statuses: Sequence[MemberStatus] = (MemberStatus.ACCEPTED,)
-    sort: Sequence[tuple[str, bool]] = (("created_at", False),)  # (key, ascending)
-
-
-@dataclass(frozen=True)
 class ImageData:
     """An image's bytes, streamed."""
 
     size: int | None
     checksum: str | None
     chunks: Iterator[bytes]
-
-
-# Glance's sortable keys (api-ref "List images", sort_key) and where they live.
-_SORT_COLUMNS = {
-    "name": sortable(ImageRecord.name),
-    "status": sortable(ImageRecord.status),
-    "container_format": sortable(ImageRecord.container_format),
-    "disk_format": sortable(ImageRecord.disk_format, empty=""),
-    "size": sortable(ImageRecord.size, empty=-1),
-    "virtual_size": sortable(ImageRecord.virtual_size, empty=-1),
-    "id": sortable(ImageRecord.id),
-    "created_at": sortable(ImageRecord.created_at),
-    "updated_at": sortable(ImageRecord.updated_at),
-    "visibility": sortable(ImageRecord.visibility),
-    "owner": sortable(ImageRecord.owner, empty=""),
-    "min_disk": sortable(ImageRecord.min_disk),
-    "min_ram": sortable(ImageRecord.min_ram),
-}
 
 
 class ImageService:
@@ -152,6 +106,7 @@ class ImageService:
         self._lease_seconds = lease_seconds  # of transfers (bootvol.images.leases)
         self._records = Records(sessions, ImageRecord, kind="image", not_found=ImageNotFound)
         self.store = store
+        self._listing = ImageListing(sessions)
         self.imports = ImageImports(
             sessions=sessions,
             store=store,
@@ -335,51 +290,13 @@ class ImageService:
 
     def query(self, query: ImageQuery, *, caller: Caller) -> tuple[list[ImageRecord], bool]:
         """One page of the images ``caller`` may list; and whether more pages follow."""
-        keys = sort_keys(query.sort, _SORT_COLUMNS)
-        statement = select(ImageRecord).where(self._listable(query, caller))
-        for column, value in (
-            (ImageRecord.name, query.name),
-            (ImageRecord.status, query.status),
-            (ImageRecord.owner, query.owner),
-            (ImageRecord.protected, query.protected),
-        ):
-            if value is not None:
-                statement = statement.where(column == value)
-        if query.disk_formats is not None:
-            statement = statement.where(ImageRecord.disk_format.in_(query.disk_formats))
-        if query.container_formats is not None:
-            statement = statement.where(ImageRecord.container_format.in_(query.container_formats))
-        if query.size_min is not None:
-            statement = statement.where(ImageRecord.size >= query.size_min)
-        if query.size_max is not None:
-            statement = statement.where(ImageRecord.size <= query.size_max)
-        wanted_tags = set(query.tags)
-
-        def has_tags(image: ImageRecord) -> bool:  # tags are JSON: matched here, not in SQL
-            return wanted_tags <= set(image.tags or ())
-
-        with self._sessions() as session:
-            if query.marker is not None:
-                marker = self._visible(session.get(ImageRecord, query.marker), caller)
-                if marker is None:
-                    raise InvalidRequest(
-                        f"Invalid marker. Image {query.marker} could not be found."
-                    )
-            return fetch_page(
-                session,
-                statement,
-                id_column=ImageRecord.id,
-                keys=keys,
-                marker_id=query.marker,
-                limit=query.limit,
-                keep=has_tags if wanted_tags else None,
-            )
+        return self._listing.query(query, caller=caller)
 
     def get(self, ref: str, *, caller: Caller = OPERATOR) -> ImageRecord:
         """An image by id, or (for the operator) by name when the name is unique."""
         if caller.is_operator:
             return self._records.get(ref)
-        record = self._visible(self._records.get_by_id(ref), caller)
+        record = self._listing.visible(self._records.get_by_id(ref), caller)
         if record is None:
             raise ImageNotFound(f"No image found with ID {ref}")
         return record
@@ -495,48 +412,6 @@ class ImageService:
         if not caller.sees_everything and record.owner != caller.project_id:
             raise Forbidden(f"You are not permitted to modify image {record.id}")
         return record
-
-    def _visible(self, record: ImageRecord | None, caller: Caller) -> ImageRecord | None:
-        if record is None or caller.sees_everything:
-            return record
-        if record.owner == caller.project_id:
-            return record
-        if record.visibility in (Visibility.PUBLIC, Visibility.COMMUNITY):
-            return record
-        if record.visibility == Visibility.SHARED and caller.project_id is not None:
-            with self._sessions() as session:
-                member = session.get(ImageMemberRecord, (record.id, caller.project_id))
-            if member is not None:  # pending and rejected members see it too (Glance)
-                return record
-        return None
-
-    @staticmethod
-    def _listable(query: ImageQuery, caller: Caller) -> Any:
-        """Glance's list rules: by default public, and the caller's own; community and
-        hidden images only when asked for; admins list every project's images."""
-        conditions = [ImageRecord.hidden == (true() if query.hidden else false())]
-        if query.visibility not in (None, "all"):
-            try:
-                conditions.append(ImageRecord.visibility == Visibility(query.visibility))
-            except ValueError:
-                raise InvalidRequest(f"Invalid visibility value: {query.visibility}") from None
-        if not caller.sees_everything:
-            mine = ImageRecord.owner == caller.project_id
-            if query.visibility in (Visibility.COMMUNITY, "all"):
-                others = ImageRecord.visibility.in_([Visibility.PUBLIC, Visibility.COMMUNITY])
-            else:
-                others = ImageRecord.visibility == Visibility.PUBLIC
-            shared_with_me = and_(
-                ImageRecord.visibility == Visibility.SHARED,
-                ImageRecord.id.in_(
-                    select(ImageMemberRecord.image_id).where(
-                        ImageMemberRecord.member_id == caller.project_id,
-                        ImageMemberRecord.status.in_(query.member_statuses),
-                    )
-                ),
-            )
-            conditions.append(or_(mine, others, shared_with_me))
-        return and_(*conditions)
 
     def _set_status(self, image_id: str, *, expect: ImageStatus, to: ImageStatus) -> ImageRecord:
         # Of two concurrent uploads exactly one proceeds.
