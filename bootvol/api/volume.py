@@ -368,15 +368,12 @@ def volume_action(
         attachments.unreserve(volume.id)
     elif body.os_attach is not None:
         attach = body.os_attach
-        if volume.readonly and attach.mode != "ro":
-            raise InvalidRequest(
-                f"Invalid attaching mode '{attach.mode}' for volume {volume.id}: it is read-only"
-            )
         attachments.attach(
             volume.id,
             server_id=attach.instance_uuid,
             device=attach.mountpoint,
             host=attach.host_name,
+            mode=attach.mode,
         )
     elif "os_begin_detaching" in asked:
         attachments.begin_detaching_volume(volume.id)

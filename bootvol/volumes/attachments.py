@@ -34,7 +34,7 @@ from bootvol.db.models import (
     utcnow,
 )
 from bootvol.db.session import SessionFactory
-from bootvol.errors import Conflict, NotFound
+from bootvol.errors import Conflict, InvalidRequest, NotFound
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +117,8 @@ class VolumeAttachments:
         delete_on_termination: bool = False,
     ) -> VolumeAttachmentRecord:
         """Take an available volume for a server: a new attachment in ``status``
-        (``reserved``, ``attaching``, or ``attached`` at once for a boot volume)."""
+        (``reserved``, ``attaching``, or ``attached`` at once for a boot volume), read-only
+        (``ro``) when the volume's read-only flag is set, as Cinder records it."""
         attachment = VolumeAttachmentRecord(
             id=str(uuid.uuid4()),
             volume_id=volume_id,
@@ -144,6 +145,8 @@ class VolumeAttachments:
                     f"Invalid volume: volume {volume_id} is {volume.status}; only an "
                     "available volume can be attached" + _held_by(session, volume_id)
                 )
+            if session.scalar(select(VolumeRecord.readonly).where(VolumeRecord.id == volume_id)):
+                attachment.mode = "ro"
             session.add(attachment)
         log.info(
             "volume %s %s to server %s%s",
@@ -203,9 +206,24 @@ class VolumeAttachments:
 
     # Cinder's volume actions, by volume ------------------------------------------------------
     def attach(
-        self, volume_id: str, *, server_id: str | None, device: str | None, host: str | None
+        self,
+        volume_id: str,
+        *,
+        server_id: str | None,
+        device: str | None,
+        host: str | None,
+        mode: str = "rw",
     ) -> VolumeAttachmentRecord:
-        """``os-attach``: complete the volume's reservation, or attach an available one."""
+        """``os-attach``: complete the volume's reservation, or attach an available one;
+        a read-write attachment of a read-only volume is refused."""
+        with self._sessions() as session:
+            readonly = session.scalar(
+                select(VolumeRecord.readonly).where(VolumeRecord.id == volume_id)
+            )
+        if readonly and mode != "ro":
+            raise InvalidRequest(
+                f"Invalid attaching mode '{mode}' for volume {volume_id}: it is read-only"
+            )
         pending = self._one(volume_id, (AttachStatus.RESERVED, AttachStatus.ATTACHING))
         if pending is None:
             return self.reserve(

@@ -35,7 +35,15 @@ from bootvol.images.service import ImageService
 from bootvol.storage.flexvol import FlexVol
 from bootvol.storage.topology import Topology
 from bootvol.units import GiB
-from bootvol.volumes.claims import Claim, Lease, VolumeOutcome, finish, holds, mark_downloading
+from bootvol.volumes.claims import (
+    IN_PROGRESS,
+    Claim,
+    Lease,
+    VolumeOutcome,
+    finish,
+    holds,
+    mark_downloading,
+)
 from bootvol.volumes.cleaner import clean_flexvol
 from bootvol.volumes.events import VolumeObserver
 from bootvol.volumes.sources import clone_volume, empty_volume
@@ -79,7 +87,7 @@ class Provisioner:
         record = accepted if accepted is not None else self._records.get_by_id(volume_id)
         if record is None:
             raise NotFound(f"volume {volume_id} disappeared before it was made")
-        if record.status not in (VolumeStatus.CREATING, VolumeStatus.DOWNLOADING):
+        if record.status not in IN_PROGRESS:
             raise Conflict(f"volume {volume_id} is {record.status}; only creating volumes are made")
         claim = lease = None
         if record.claimed_by is not None:

@@ -50,7 +50,7 @@ from bootvol.storage.topology import Topology
 from bootvol.units import GiB
 from bootvol.volumes import placement
 from bootvol.volumes.attachments import VolumeAttachments
-from bootvol.volumes.claims import this_process
+from bootvol.volumes.claims import IN_PROGRESS, this_process
 from bootvol.volumes.events import VolumeObserver
 from bootvol.volumes.provisioning import Provisioner, image_source
 from bootvol.volumes.quota import Usage, VolumeQuota
@@ -405,9 +405,17 @@ class VolumeService:
         self, ref: str, status: VolumeStatus, *, caller: Caller = OPERATOR
     ) -> VolumeRecord:
         """Cinder's ``os-reset_status`` (admins only): set the status, nothing else; for a
-        volume an operator knows better about than its record (a worker making it gives up
-        when it finds the status changed)."""
+        volume an operator knows better about than its record (a worker making it learns of
+        the change when it records its outcome, and leaves the record alone).
+
+        Not to ``creating`` or ``downloading``: those mean "a worker may (re)make this
+        volume from the start", which would wipe the file of a volume that is whole."""
         _require_admin(caller, "reset_status")
+        if status in IN_PROGRESS:
+            raise InvalidRequest(
+                f"Invalid status {status}: a volume reset to it would be made again from the "
+                "start by a worker, its file wiped; reset to available or error"
+            )
         record = self._visible(ref, caller)
         log.warning("volume %s: status reset from %s to %s", record.id, record.status, status)
         return self._records.update(record.id, status=status)
@@ -415,7 +423,7 @@ class VolumeService:
     def set_readonly(self, ref: str, readonly: bool, *, caller: Caller = OPERATOR) -> VolumeRecord:
         """Cinder's ``os-update_readonly_flag``: later attachments must be read-only."""
         record = self._visible(ref, caller)
-        if record.status not in _DELETABLE or self.attachments.held_by(record.id):
+        if record.status != VolumeStatus.AVAILABLE:  # attached volumes are in-use
             raise Conflict(
                 f"Invalid volume: volume {record.id} is {record.status}; its read-only flag "
                 "changes only while it is available and not attached"

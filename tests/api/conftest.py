@@ -19,8 +19,9 @@ import openstack
 import pytest
 import yaml
 
-from bootvol.db.models import Role, VolumeStatus
+from bootvol.db.models import Role
 from bootvol.server import Server
+from bootvol.volumes.claims import IN_PROGRESS
 
 from ..support import Estate, openstack_cli
 
@@ -112,7 +113,7 @@ class Service:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             record = self.estate.app.volumes.get(volume_id)
-            if record.status not in (VolumeStatus.CREATING, VolumeStatus.DOWNLOADING):
+            if record.status not in IN_PROGRESS:
                 return record
             time.sleep(0.05)
         raise AssertionError(f"volume {volume_id} still {record.status} after {timeout} s")

@@ -161,4 +161,15 @@ def test_cinder_attach_actions_and_attachments_api(service: Service) -> None:
     storage.delete_attachment(attachment.id, ignore_missing=False)
     assert status() == "available"
     assert list(storage.attachments()) == []
+
+    # A read-only volume: a read-write os-attach is refused; an attachment is read-only.
+    storage.set_volume_readonly(made.id, True)
+    storage.reserve_volume(made.id)
+    with pytest.raises(exceptions.BadRequestException, match="read-only"):
+        storage.attach_volume(made.id, "/dev/vdc", instance=instance)
+    storage.unreserve_volume(made.id)
+    readonly = storage.create_attachment(made.id, instance=instance)
+    connected = storage.update_attachment(readonly.id, connector=connector)
+    assert connected.connection_info["access_mode"] == "ro"
+    storage.delete_attachment(readonly.id, ignore_missing=False)
     storage.delete_volume(made.id)

@@ -54,6 +54,11 @@ def test_reset_status_and_force_delete_are_for_admins(service: Service) -> None:
     assert refused.returncode != 0 and "force_delete" in refused.stderr
     assert service.estate.app.volumes.get(made["id"]).status == VolumeStatus.AVAILABLE
 
+    # Not to creating: a worker would make the volume again from the start, wiping it.
+    wipe = service.openstack("volume", "set", "--state", "creating", made["id"], check=False)
+    assert wipe.returncode != 0 and "made again from the start" in wipe.stderr
+    assert service.estate.app.volumes.get(made["id"]).status == VolumeStatus.AVAILABLE
+
     # The admin marks it as stuck in an odd state; a plain delete refuses it, --force not.
     service.openstack("volume", "set", "--state", "maintenance", made["id"])
     assert _show(service, made["id"])["status"] == "maintenance"

@@ -28,7 +28,7 @@ from bootvol.images.service import ImageCreate
 from bootvol.runtime import open_bootvol
 from bootvol.units import MiB
 from bootvol.volumes.cache import CACHE_PREFIX, ImageCache
-from bootvol.volumes.claims import VolumeOutcome, claim_next, finish, holds, renew
+from bootvol.volumes.claims import IN_PROGRESS, VolumeOutcome, claim_next, finish, holds, renew
 from bootvol.volumes.service import VolumeCreate
 
 from ..faulty_http import FaultyServer, remote_image
@@ -40,7 +40,6 @@ WORKERS = (
     f"[workers]\nlease_seconds = {LEASE_SECONDS}\npoll_seconds = 0.2\n"
     "[download]\nread_timeout_seconds = 3600\n"
 )
-_IN_PROGRESS = (VolumeStatus.CREATING, VolumeStatus.DOWNLOADING)
 
 
 @pytest.fixture
@@ -86,7 +85,7 @@ def wait_done(estate: Estate, ids: list[str], *, timeout: float) -> list[VolumeR
     deadline = time.monotonic() + timeout
     while True:
         records = [estate.app.volumes.get(i) for i in ids]
-        pending = [r for r in records if r.status in _IN_PROGRESS]
+        pending = [r for r in records if r.status in IN_PROGRESS]
         if not pending:
             return records
         assert time.monotonic() < deadline, f"{len(pending)} volumes still {pending[0].status}"
