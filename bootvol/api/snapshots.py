@@ -15,7 +15,6 @@ from bootvol.api.schemas.common import ErrorBody
 from bootvol.api.schemas.volume import MetadataBody
 from bootvol.caller import Caller
 from bootvol.db.models import SnapshotRecord
-from bootvol.errors import InvalidRequest
 from bootvol.runtime import Bootvol
 from bootvol.volumes.snapshots import SnapshotCreate
 
@@ -93,8 +92,6 @@ def create_snapshot(
 ) -> dict[str, Any]:
     """A reflink of the volume's file, made within the request (``available`` at once)."""
     fields = body.snapshot
-    if any(key.startswith("bootvol:") for key in fields.metadata or {}):
-        raise InvalidRequest("metadata keys starting with 'bootvol:' are bootvol's")
     record = bootvol.volumes.snapshots.create(
         SnapshotCreate(
             volume_id=fields.volume_id,

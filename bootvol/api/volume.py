@@ -72,7 +72,6 @@ router = APIRouter(
 
 _MAX_LIMIT = 1000  # Cinder's osapi_max_limit
 _HOST = socket.gethostname()
-_METADATA_PREFIX = "bootvol:"
 _UPDATED = "2024-03-01T00:00:00Z"  # the "updated" of the version document: v3 as served here
 
 
@@ -254,7 +253,6 @@ def update_volume(
 ) -> VolumeResponse:
     """Rename, describe, or replace the metadata of a volume."""
     fields = body.volume
-    _refuse_reserved_metadata(fields.metadata)
     record = bootvol.volumes.update(
         volume_id,
         caller=caller,
@@ -297,7 +295,6 @@ def merge_metadata(
     volume_id: str, body: MetadataBody, bootvol: AppDep, caller: ProjectCaller
 ) -> MetadataBody:
     """Add or change metadata items; the others stay."""
-    _refuse_reserved_metadata(body.metadata)
     record = bootvol.volumes.set_metadata(volume_id, body.metadata, replace=False, caller=caller)
     return MetadataBody(metadata=_metadata(record))
 
@@ -307,7 +304,6 @@ def replace_metadata(
     volume_id: str, body: MetadataBody, bootvol: AppDep, caller: ProjectCaller
 ) -> MetadataBody:
     """Replace the volume's metadata (bootvol's own keys are not the user's to set)."""
-    _refuse_reserved_metadata(body.metadata)
     record = bootvol.volumes.set_metadata(volume_id, body.metadata, replace=True, caller=caller)
     return MetadataBody(metadata=_metadata(record))
 
@@ -330,14 +326,12 @@ def update_metadata_item(
     """Set one item; the body names exactly that key, as Cinder requires."""
     if list(body.meta) != [key]:
         raise InvalidRequest("Request body and URI mismatch")
-    _refuse_reserved_metadata(body.meta)
     bootvol.volumes.set_metadata(volume_id, body.meta, replace=False, caller=caller)
     return body
 
 
 @router.delete("/v3/{project_id}/volumes/{volume_id}/metadata/{key}")
 def delete_metadata(volume_id: str, key: str, bootvol: AppDep, caller: ProjectCaller) -> Response:
-    _refuse_reserved_metadata({key: ""})  # bootvol's keys: the same 400 as setting them
     bootvol.volumes.delete_metadata(volume_id, key, caller=caller)
     return Response(status_code=200)
 
@@ -722,7 +716,6 @@ def _metadata(record: VolumeRecord) -> dict[str, str]:
 
 def _refuse_unsupported(fields: VolumeCreateFields) -> None:
     """Sources and options bootvol does not have answer as Cinder does for unknown ones."""
-    _refuse_reserved_metadata(fields.metadata)
     if fields.backup_id:
         raise NotFound(f"Backup {fields.backup_id} could not be found.")
     if fields.consistencygroup_id or fields.group_id:
@@ -730,12 +723,6 @@ def _refuse_unsupported(fields: VolumeCreateFields) -> None:
         raise NotFound(f"Group {group} could not be found.")
     if fields.multiattach:
         raise InvalidRequest("multiattach volumes are not supported by bootvol")
-
-
-def _refuse_reserved_metadata(metadata: dict[str, str] | None) -> None:
-    for key in metadata or {}:
-        if key.startswith(_METADATA_PREFIX):
-            raise InvalidRequest(f"metadata keys starting with {_METADATA_PREFIX!r} are bootvol's")
 
 
 def _query(params: VolumeListParams) -> VolumeQuery:

@@ -48,6 +48,7 @@ from bootvol.errors import BootvolError, Conflict, Forbidden, InvalidRequest, No
 from bootvol.images.service import ImageService
 from bootvol.storage.topology import Topology
 from bootvol.units import GiB
+from bootvol.volumes import metadata as user_metadata
 from bootvol.volumes import placement
 from bootvol.volumes.attachments import VolumeAttachments
 from bootvol.volumes.claims import IN_PROGRESS, this_process
@@ -347,6 +348,7 @@ class VolumeService:
         if description is not None:
             changes["description"] = description
         if metadata is not None:
+            user_metadata.check(metadata)
             changes["user_metadata"] = dict(metadata)
         return self._records.update(record.id, **changes) if changes else record
 
@@ -355,17 +357,12 @@ class VolumeService:
     ) -> VolumeRecord:
         """Merge ``items`` into the volume's metadata, or replace it with them."""
         record = self._visible(volume_id, caller)
-        metadata = {} if replace else dict(record.user_metadata or {})
-        metadata.update(items)
-        _validate_metadata(metadata)
+        metadata = user_metadata.merged(record.user_metadata, items, replace=replace)
         return self._records.update(record.id, user_metadata=metadata)
 
     def delete_metadata(self, volume_id: str, key: str, *, caller: Caller) -> None:
         record = self._visible(volume_id, caller)
-        metadata = dict(record.user_metadata or {})
-        if key not in metadata:
-            raise NotFound(f"Volume {record.id} has no metadata with key {key}.")
-        del metadata[key]
+        metadata = user_metadata.without(record.user_metadata, key, owner=f"Volume {record.id}")
         self._records.update(record.id, user_metadata=metadata)
 
     def delete(
@@ -482,7 +479,7 @@ def _validate(request: VolumeCreate) -> None:
     zone = request.availability_zone
     if zone is not None and zone != DEFAULT_AVAILABILITY_ZONE:
         raise InvalidRequest(f"Availability zone '{zone}' is invalid.")
-    _validate_metadata(request.metadata)
+    user_metadata.check(request.metadata)
 
 
 def _check_image(request: VolumeCreate, image: ImageRecord) -> int:
@@ -515,15 +512,6 @@ def _check_source(request: VolumeCreate, source: VolumeRecord) -> int:
             f"volume size {size_gib} GiB is smaller than the source volume's {source.size_gib} GiB"
         )
     return size_gib
-
-
-def _validate_metadata(metadata: Mapping[str, str]) -> None:
-    for key, value in metadata.items():
-        # Cinder's limits: string keys and values of at most 255 characters.
-        if not isinstance(key, str) or not isinstance(value, str):
-            raise InvalidRequest("volume metadata keys and values must be strings")
-        if not key or len(key) > 255 or len(value) > 255:
-            raise InvalidRequest("volume metadata keys and values are 1 to 255 characters")
 
 
 def _has_metadata(volume: VolumeRecord, metadata: Mapping[str, str]) -> bool:

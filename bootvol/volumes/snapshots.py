@@ -29,6 +29,7 @@ from bootvol.db.session import SessionFactory
 from bootvol.errors import BootvolError, Conflict, NotFound
 from bootvol.storage.topology import Topology
 from bootvol.units import GiB
+from bootvol.volumes import metadata as user_metadata
 from bootvol.volumes.quota import VolumeQuota
 from bootvol.volumes.sources import clone_volume
 from bootvol.volumes.volume_file import VolumeTarget
@@ -66,6 +67,7 @@ class SnapshotService:
         self._quota = quota
 
     def create(self, request: SnapshotCreate, *, caller: Caller = OPERATOR) -> SnapshotRecord:
+        user_metadata.check(request.metadata)
         volume = self._volumes.get(request.volume_id, caller=caller)
         allowed = [VolumeStatus.AVAILABLE]
         if request.force:
@@ -148,16 +150,12 @@ class SnapshotService:
         self, ref: str, items: Mapping[str, str], *, replace: bool, caller: Caller
     ) -> SnapshotRecord:
         record = self.get(ref, caller=caller)
-        metadata = {} if replace else dict(record.user_metadata or {})
-        metadata.update(items)
+        metadata = user_metadata.merged(record.user_metadata, items, replace=replace)
         return self._records.update(record.id, user_metadata=metadata)
 
     def delete_metadata(self, ref: str, key: str, *, caller: Caller) -> None:
         record = self.get(ref, caller=caller)
-        metadata = dict(record.user_metadata or {})
-        if key not in metadata:
-            raise NotFound(f"Snapshot {record.id} has no metadata with key {key}.")
-        del metadata[key]
+        metadata = user_metadata.without(record.user_metadata, key, owner=f"Snapshot {record.id}")
         self._records.update(record.id, user_metadata=metadata)
 
     def delete(self, ref: str, *, caller: Caller = OPERATOR) -> SnapshotRecord:

@@ -44,6 +44,12 @@ def test_snapshot_lifecycle(service: Service) -> None:
     service.openstack("volume", "snapshot", "set", "--name", "s2", "--property", "k=2", "s1")
     shown = _json(service, "volume", "snapshot", "show", "s2")
     assert shown["properties"] == {"k": "2"} or shown["properties"] == "k='2'"
+    # The same rules as a volume's metadata: bootvol's keys and over-long ones are refused.
+    for bad in ("bootvol:path=x", f"{'k' * 256}=1"):
+        refused = service.openstack(
+            "volume", "snapshot", "set", "--property", bad, "s2", check=False
+        )
+        assert refused.returncode != 0 and ("bootvol" in refused.stderr or "255" in refused.stderr)
 
     restored = _json(service, "volume", "create", "--snapshot", "s2", "--size", "1", "r")
     copy = service.wait_for(restored["id"])
