@@ -145,10 +145,6 @@ def list_images(
     bootvol: AppDep,
     caller: CallerDep,
 ) -> ImageList:
-    if params.member_status not in (None, *_MEMBER_STATUSES):
-        raise InvalidRequest(
-            f"Invalid status value: {params.member_status} (one of {', '.join(_MEMBER_STATUSES)})"
-        )
     images, more = bootvol.images.query(
         ImageQuery(
             limit=min(params.limit, _MAX_LIMIT),
@@ -448,16 +444,17 @@ _IMAGE_SCHEMA: dict[str, Any] = {
 }
 
 
-_MEMBER_STATUSES = (*MemberStatus, "all")
-
-
 def _member_statuses(value: str | None) -> list[MemberStatus]:
     """Glance's member_status filter: accepted by default, or one status, or all."""
     if value is None:
         return [MemberStatus.ACCEPTED]
     if value == "all":
         return list(MemberStatus)
-    return [MemberStatus(value)]
+    try:
+        return [MemberStatus(value)]
+    except ValueError:
+        choices = ", ".join([*MemberStatus, "all"])
+        raise InvalidRequest(f"Invalid status value: {value} (one of {choices})") from None
 
 
 def _any_of(value: str | None) -> list[str] | None:

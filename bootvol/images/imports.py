@@ -166,8 +166,9 @@ class ImageImports:
         run the import in the background; the image ends ``active`` or ``queued``."""
         record = self._writable(image_id, caller)
         expect = self._check(record, request)
-        if request.method is ImportMethod.GLANCE_DIRECT and not self._store.has_staged(record.id):
-            # Uploading, but the stage request is still receiving the bytes.
+        if request.method is ImportMethod.GLANCE_DIRECT and record.size is None:
+            # Uploading, but the stage request is still receiving the bytes (a completed
+            # stage records their size, as leases.stale_transfers reads it too).
             raise Conflict("Image needs to be staged before 'glance-direct' method can be used")
         if request.uri is not None:
             self._check_uri(request.uri)
@@ -233,22 +234,27 @@ class ImageImports:
         self, image_id: str, request: ImportRequest, disk_format: str, lease: TransferLease
     ) -> None:
         """The background task: store the bytes, or put the image back to queued."""
+        failure: Exception | None = None
         try:
             stored = self._import(image_id, request, disk_format=disk_format)
         except Exception as exc:
-            lease.stop()
-            if lease.lost:  # settled meanwhile, as abandoned: the image is not ours to say
-                return
-            if not isinstance(exc, BootvolError):
-                log.exception("image %s: %s import failed unexpectedly", image_id, request.method)
-            self._store.unstage(image_id)  # a failed import needs staging again, as Glance
-            reason = _reason(exc, doing=f"{request.method} import")
-            self._fail(image_id, reason, expect=ImageStatus.IMPORTING)
-            return
+            failure = exc
         finally:
             lease.stop()
-        if lease.lost:
-            log.warning("image %s: imported after its lease was lost; not activated", image_id)
+        if lease.lost:  # settled meanwhile, as abandoned: the image is not ours to change
+            log.warning("image %s: its import ended after its lease was lost", image_id)
+            return
+        if failure is not None:
+            if not isinstance(failure, BootvolError):
+                log.error(
+                    "image %s: %s import failed unexpectedly",
+                    image_id,
+                    request.method,
+                    exc_info=failure,
+                )
+            self._store.unstage(image_id)  # a failed import needs staging again, as Glance
+            reason = _reason(failure, doing=f"{request.method} import")
+            self._fail(image_id, reason, expect=ImageStatus.IMPORTING)
             return
         try:
             self._activate(image_id, stored, expect=ImageStatus.IMPORTING)

@@ -98,9 +98,9 @@ class ImageService:
         *,
         sessions: SessionFactory,
         store: ImageStore,
-        web_download: WebDownloadSettings = WebDownloadSettings(),
-        download: DownloadSettings = DownloadSettings(),
-        lease_seconds: float = 30.0,
+        web_download: WebDownloadSettings,
+        download: DownloadSettings,
+        lease_seconds: float,
     ) -> None:
         self._sessions = sessions
         self._lease_seconds = lease_seconds  # of transfers (bootvol.images.leases)
