@@ -1,5 +1,6 @@
 """Glance's list filters filter: tag (all of them), disk and container format (one, or
-``in:``), size range, a bad member_status refused (sharing: test_image_sharing.py); through the `openstack` command and openstacksdk."""
+``in:``), size range, a bad member_status refused (the statuses themselves are in
+test_image_sharing.py); through the `openstack` command and openstacksdk."""
 
 from __future__ import annotations
 
