@@ -84,9 +84,7 @@ def delete_project(project_id: str, bootvol: AppDep, auth: CurrentAuth) -> Respo
     _require_admin(auth, "delete project")
     project = bootvol.identity.get_project(project_id, by_name=False)
     if bootvol.volumes.usage(project.id).volumes or bootvol.servers.usage(project.id).instances:
-        raise Conflict(
-            f"project {project.name} still has volumes or servers: delete them first"
-        )
+        raise Conflict(f"project {project.name} still has volumes or servers: delete them first")
     bootvol.identity.delete_project(project.id)
     return Response(status_code=204)
 

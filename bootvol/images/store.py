@@ -12,6 +12,8 @@ it ends as ``image-<id>`` or is gone; deleting the image removes it too.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -75,9 +77,13 @@ class ImageStore:
         staged.parent.mkdir(exist_ok=True)
         with self.flexvol.scratch() as scratch:
             temporary = scratch / "stage"
-            # Not hashed here: the import hashes what it checks (see import_staged).
-            digest = stream_to_file(chunks, temporary, hashes=())
+            # Hashed as the bytes arrive (a helper thread, no second read): the digest is
+            # published beside the bytes, first, so staged bytes always have theirs.
+            digest = stream_to_file(chunks, temporary, progress=None)
             verify(digest, size=expected_size, md5=None, sha512=None, what=f"image {image_id}")
+            digest_file = scratch / "stage.digest"
+            digest_file.write_text(json.dumps(dataclasses.asdict(digest)))
+            publish(digest_file, self._staged_digest_path(image_id), read_only=True)
             publish(temporary, staged, read_only=True)
         return digest.size
 
@@ -97,14 +103,23 @@ class ImageStore:
                     f"image {image_id} has no staged data: stage it again "
                     f"(PUT /v2/images/{image_id}/stage)"
                 ) from None
+            digest_path = self._staged_digest_path(image_id)
             try:
-                digest = hash_file(temporary)
+                digest = Digest(**json.loads(digest_path.read_text()))
             except OSError as exc:
-                raise StorageError(f"reading staged image {image_id}: {exc.strerror}") from exc
+                raise StorageError(
+                    f"reading the digest of staged image {image_id}: {exc.strerror}"
+                ) from exc
+            finally:
+                digest_path.unlink(missing_ok=True)
             return self._check_and_publish(image_id, temporary, digest, disk_format=disk_format)
 
     def unstage(self, image_id: str) -> None:
         self.staged_path(image_id).unlink(missing_ok=True)
+        self._staged_digest_path(image_id).unlink(missing_ok=True)
+
+    def _staged_digest_path(self, image_id: str) -> Path:
+        return self.staged_path(image_id).with_name(f"{IMAGE_FILE_PREFIX}{image_id}.digest")
 
     def _check_and_publish(
         self, image_id: str, temporary: Path, digest: Digest, *, disk_format: str

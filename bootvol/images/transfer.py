@@ -1,7 +1,9 @@
-"""Streaming image bytes into a file while hashing them, the one place bytes cross user space.
+"""Streaming image bytes into a file while hashing them, where bytes cross user space.
 
-Uploads and downloads cannot avoid this process: the bytes arrive on a socket or a pipe and
-must be hashed. Everything else (cache fills, clones, copy offload) goes through the kernel.
+Uploads, stages and downloads cannot avoid this process: the bytes arrive on a socket or a
+pipe and must be hashed. Cache fills, clones and copy offload go through the kernel. The one
+other reader is ``hash_file``: an image made from a volume needs Glance's md5 and sha512 of
+bytes the kernel copied, and neither the kernel nor qemu-img computes those.
 
 The hashes are computed in a helper thread while the caller's thread receives and writes:
 hashlib releases the interpreter lock on buffers this size, so on two cores hashing costs
