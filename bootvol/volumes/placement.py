@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bootvol.errors import InsufficientSpace, InvalidRequest
-from bootvol.storage.flexvol import FlexVol
+from bootvol.storage.flexvol import FlexVol, Space
 from bootvol.storage.topology import Topology
 from bootvol.units import GiB
 from bootvol.volumes.cache import ImageCache
@@ -54,12 +54,43 @@ def check_room(flexvol: FlexVol, *, image_id: str, raw_size: int) -> None:
         )
 
 
-def free_percent(flexvol: FlexVol, provisioned: Provisioned) -> float:
-    """The share of ``flexvol`` not yet promised to volumes (negative when overcommitted)."""
-    total = flexvol.space().total_bytes
-    if not total:
-        return 0.0
-    return 100.0 * (total - provisioned.get(flexvol.name, 0)) / total
+@dataclass(frozen=True)
+class _Seen:
+    """A candidate FlexVol as placement sees it, read once: statvfs, the cache entry, the
+    image file."""
+
+    flexvol: FlexVol
+    space: Space
+    free: float  # percent of its size not yet provisioned (negative when overcommitted)
+    caches: bool = False
+    holds_file: bool = False
+
+    def fullness(self) -> str:
+        return f"{self.free:.0f} % not provisioned"
+
+
+def _look(
+    flexvol: FlexVol,
+    provisioned: Provisioned,
+    *,
+    image_id: str | None = None,
+    image_file: Path | None = None,
+) -> _Seen:
+    space = flexvol.space()
+    promised = provisioned.get(flexvol.name, 0)
+    free = 100.0 * (space.total_bytes - promised) / space.total_bytes if space.total_bytes else 0.0
+    return _Seen(
+        flexvol=flexvol,
+        space=space,
+        free=free,
+        caches=image_id is not None and ImageCache(flexvol).contains(image_id),
+        holds_file=image_file is not None and flexvol.contains(image_file),
+    )
+
+
+def _emptiest_first(seen: list[_Seen]) -> list[_Seen]:
+    """By free share; of FlexVols equally provisioned (fresh ones), more available space first."""
+    return sorted(seen, key=lambda s: (-s.free, -s.space.available_bytes))
 
 
 def choose_flexvol(
@@ -71,50 +102,34 @@ def choose_flexvol(
     provisioned: Provisioned,
     margin_percent: float,
 ) -> Placement:
-    with_room = []
-    for flexvol in candidates:
-        needed = bytes_needed(flexvol, image_id=image_id, raw_size=raw_size)
-        if needed <= flexvol.space().available_bytes:
-            with_room.append(flexvol)
+    seen = [_look(f, provisioned, image_id=image_id, image_file=image_file) for f in candidates]
+    # A FlexVol that caches the image writes nothing; any other, the raw image.
+    with_room = [s for s in seen if (0 if s.caches else raw_size) <= s.space.available_bytes]
     if not with_room:
-        best = max(candidates, key=lambda f: f.space().available_bytes)
+        best = max(seen, key=lambda s: s.space.available_bytes)
         raise InsufficientSpace(
             f"no FlexVol can hold image {image_id}: it needs {raw_size / GiB:.2f} GiB of raw "
-            f"space and the most available is {best.space().available_bytes / GiB:.2f} GiB "
-            f"on {best.name}"
+            f"space and the most available is {best.space.available_bytes / GiB:.2f} GiB "
+            f"on {best.flexvol.name}"
         )
-    free = _free(with_room, provisioned)
-    by_free = _emptiest_first(with_room, free)
+    by_free = _emptiest_first(with_room)
     emptiest = by_free[0]
-    near = [f for f in by_free if free[f.name] >= free[emptiest.name] - margin_percent]
-    has_image: list[tuple[Callable[[FlexVol], bool], str]] = [
-        (lambda f: ImageCache(f).contains(image_id), "already caches the image"),
-        (lambda f: image_file is not None and f.contains(image_file), "holds the image file"),
+    near = [s for s in by_free if s.free >= emptiest.free - margin_percent]
+    has_image: list[tuple[Callable[[_Seen], bool], str]] = [
+        (lambda s: s.caches, "already caches the image"),
+        (lambda s: s.holds_file, "holds the image file"),
     ]
     for holds, what in has_image:
-        for flexvol in near:
-            if holds(flexvol):
-                return Placement(flexvol, f"{what} ({_fullness(flexvol, free)})")
-    reason = f"emptiest ({_fullness(emptiest, free)})"
-    if any(holds(f) for holds, _ in has_image for f in by_free if f not in near):
+        for candidate in near:
+            if holds(candidate):
+                return Placement(candidate.flexvol, f"{what} ({candidate.fullness()})")
+    reason = f"emptiest ({emptiest.fullness()})"
+    if any(s.caches or s.holds_file for s in by_free if s not in near):
         reason += (
             f": those that have the image are more than {margin_percent:g} points fuller, "
             "so this one gets it in its cache"
         )
-    return Placement(emptiest, reason)
-
-
-def _emptiest_first(flexvols: list[FlexVol], free: Mapping[str, float]) -> list[FlexVol]:
-    """By free share; of FlexVols equally provisioned (fresh ones), more available space first."""
-    return sorted(flexvols, key=lambda f: (-free[f.name], -f.space().available_bytes))
-
-
-def _free(flexvols: list[FlexVol], provisioned: Provisioned) -> dict[str, float]:
-    return {flexvol.name: free_percent(flexvol, provisioned) for flexvol in flexvols}
-
-
-def _fullness(flexvol: FlexVol, free: Mapping[str, float]) -> str:
-    return f"{free[flexvol.name]:.0f} % not provisioned"
+    return Placement(emptiest.flexvol, reason)
 
 
 def place_for_image(
@@ -182,7 +197,7 @@ def place_empty(
     if requested is not None:
         return volume_flexvol(topology, requested)
     found = candidates(topology, allowed)
-    return _emptiest_first(found, _free(found, provisioned))[0]
+    return _emptiest_first([_look(f, provisioned) for f in found])[0].flexvol
 
 
 def volume_flexvol(topology: Topology, name: str) -> FlexVol:

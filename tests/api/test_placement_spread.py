@@ -1,5 +1,6 @@
 """Cache-aware placement spreads: 100 volumes of one image over the API land on every FlexVol,
-and each FlexVol fills its cache with the image once (then clones from it)."""
+and each FlexVol fills its cache with the image once (then clones from it). Here one volume
+is past the margin, so the spread is even; tests/volumes/test_paths.py tests the margin."""
 
 from __future__ import annotations
 
