@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bootvol.errors import Forbidden
+
 
 @dataclass(frozen=True)
 class Caller:
@@ -27,6 +29,11 @@ class Caller:
     def sees_everything(self) -> bool:
         """Admins and the operator see every project's images and volumes by id."""
         return self.is_admin or self.is_operator
+
+    def require_admin(self, rule: str) -> None:
+        """What OpenStack's default policy ``rule`` keeps for admins (and the operator)."""
+        if not self.sees_everything:
+            raise Forbidden(f"Policy doesn't allow {rule} to be performed.")
 
 
 OPERATOR = Caller(project_id=None, is_admin=True)

@@ -53,9 +53,10 @@ from bootvol.db.models import (
     VolumeStatus,
     utcnow,
 )
-from bootvol.errors import BootvolError, Conflict, Forbidden, InvalidRequest, NotFound
+from bootvol.errors import BootvolError, InvalidRequest, NotFound
 from bootvol.images.service import ImageCreate
 from bootvol.runtime import Bootvol
+from bootvol.storage.flexvol import FlexVol
 from bootvol.volumes.quota import Usage
 from bootvol.volumes.service import VolumeCreate, VolumeQuery
 
@@ -404,22 +405,16 @@ def availability_zones(caller: ProjectCaller) -> dict[str, Any]:
 def services(bootvol: AppDep, caller: ProjectCaller) -> dict[str, Any]:
     """Cinder's services (admins): a scheduler (placement), and a volume service per
     FlexVol, as ``host@backend#pool`` names them, up while its FlexVol answers."""
-    if not caller.sees_everything:
-        raise Forbidden("Policy doesn't allow volume_extension:services:index to be performed.")
+    caller.require_admin("volume_extension:services:index")
     now = cinder_time(utcnow())
-    host = socket.gethostname()
-    rows = [_service("cinder-scheduler", host, up=True, updated_at=now)]
+    rows = [_service("cinder-scheduler", _HOST, up=True, updated_at=now)]
     for flexvol in bootvol.topology.volume_flexvols():
         try:
             flexvol.space()
             up = True
         except BootvolError:
             up = False
-        rows.append(
-            _service(
-                "cinder-volume", f"{host}@{flexvol.svm.name}#{flexvol.name}", up=up, updated_at=now
-            )
-        )
+        rows.append(_service("cinder-volume", _pool(flexvol), up=up, updated_at=now))
     return {"services": rows}
 
 
@@ -631,26 +626,26 @@ class _View:
     def _backend(self, record: VolumeRecord) -> str:
         if not record.flexvol:
             return f"{_HOST}@bootvol"
-        svm = self._bootvol.topology.get(record.flexvol).svm.name
-        return f"{_HOST}@{svm}"
+        return _pool(self._bootvol.topology.get(record.flexvol)).partition("#")[0]
 
     def _host(self, record: VolumeRecord) -> str | None:
-        # Cinder's host@backend#pool: one backend per SVM, one pool per FlexVol.
-        return f"{self._backend(record)}#{record.flexvol}" if record.flexvol else None
+        if not record.flexvol:
+            return None
+        return _pool(self._bootvol.topology.get(record.flexvol))
+
+
+def _pool(flexvol: FlexVol) -> str:
+    """Cinder's host@backend#pool: one backend per SVM, one pool per FlexVol."""
+    return f"{_HOST}@{flexvol.svm.name}#{flexvol.name}"
 
 
 def _upload_to_image(
     bootvol: Bootvol, volume: VolumeRecord, upload: UploadImageAction, caller: Caller
 ) -> JSONResponse:
     """A new image of the volume (Cinder answers 202 with what it will upload)."""
-    allowed = (
-        (VolumeStatus.AVAILABLE, VolumeStatus.IN_USE) if upload.force else (VolumeStatus.AVAILABLE,)
+    volume = bootvol.volumes.copyable(
+        volume.id, force=upload.force, caller=caller, purpose="uploaded"
     )
-    if volume.status not in allowed or not volume.file:
-        raise Conflict(
-            f"Invalid volume: volume {volume.id} is {volume.status}; it must be available "
-            "(or in-use, with force) to be uploaded"
-        )
     image = bootvol.images.create_from_volume(
         ImageCreate(
             name=upload.image_name,
@@ -659,7 +654,7 @@ def _upload_to_image(
             visibility=Visibility(upload.visibility) if upload.visibility else None,
             protected=upload.protected,
         ),
-        Path(volume.file),
+        Path(volume.file or ""),
         source_format=str(volume.file_format),
         caller=caller,
     )

@@ -16,7 +16,7 @@ from bootvol.caller import Caller
 from bootvol.db.models import FlavorRecord
 from bootvol.db.records import Records
 from bootvol.db.session import SessionFactory
-from bootvol.errors import Conflict, Forbidden, InvalidRequest, NotFound
+from bootvol.errors import Conflict, InvalidRequest, NotFound
 
 _INT32 = 2**31 - 1  # Nova's bounds: 32-bit integer columns
 
@@ -77,7 +77,7 @@ class FlavorService:
         return record
 
     def create(self, request: FlavorCreate, *, caller: Caller) -> FlavorRecord:
-        _admin_only(caller, "create")
+        caller.require_admin("os_compute_api:os-flavor-manage:create")
         _validate(request)
         with self._sessions() as session:
             taken = session.scalar(
@@ -90,18 +90,11 @@ class FlavorService:
         return self._records.add(_record(request))
 
     def delete(self, flavor_id: str, *, caller: Caller) -> None:
-        _admin_only(caller, "delete")
+        caller.require_admin("os_compute_api:os-flavor-manage:delete")
         record = self._records.get_by_id(flavor_id)
         if record is None:
             raise NotFound(f"Flavor {flavor_id} could not be found.")
         self._records.delete(record.id)
-
-
-def _admin_only(caller: Caller, action: str) -> None:
-    if not caller.sees_everything:
-        raise Forbidden(
-            f"Policy doesn't allow os_compute_api:os-flavor-manage:{action} to be performed."
-        )
 
 
 def _validate(request: FlavorCreate) -> None:

@@ -44,7 +44,7 @@ from bootvol.db.models import (
 from bootvol.db.paginate import fetch_page, sort_keys, sortable
 from bootvol.db.records import Records
 from bootvol.db.session import SessionFactory
-from bootvol.errors import BootvolError, Conflict, Forbidden, InvalidRequest, NotFound
+from bootvol.errors import BootvolError, Conflict, InvalidRequest, NotFound
 from bootvol.images.service import ImageService
 from bootvol.storage.topology import Topology
 from bootvol.units import GiB
@@ -373,7 +373,7 @@ class VolumeService:
         force-deleted volume finds it gone when it writes the outcome and removes its file."""
         record = self._visible(ref, caller)
         if force:
-            _require_admin(caller, "force_delete")
+            caller.require_admin("volume_extension:volume_admin_actions:force_delete")
             held = self.attachments.held_by(record.id)
             if held:
                 raise Conflict(f"Invalid volume: volume {record.id} is in use{held}; detach it")
@@ -398,6 +398,21 @@ class VolumeService:
         log.info("volume %s deleted", record.id)
         return record
 
+    def copyable(self, ref: str, *, force: bool, caller: Caller, purpose: str) -> VolumeRecord:
+        """A volume whose file may be copied now (a snapshot, an image of it): available,
+        or in-use with ``force``, as Cinder has it; ``purpose`` ("snapshotted") says why."""
+        record = self._visible(ref, caller)
+        allowed = (
+            (VolumeStatus.AVAILABLE, VolumeStatus.IN_USE) if force else (VolumeStatus.AVAILABLE,)
+        )
+        if record.status not in allowed or not record.file or not record.flexvol:
+            hint = "" if force else " (an attached volume needs force)"
+            raise Conflict(
+                f"Invalid volume: volume {record.id} is {record.status}; it must be available "
+                f"to be {purpose}{hint}"
+            )
+        return record
+
     def reset_status(
         self, ref: str, status: VolumeStatus, *, caller: Caller = OPERATOR
     ) -> VolumeRecord:
@@ -407,7 +422,7 @@ class VolumeService:
 
         Not to ``creating`` or ``downloading``: those mean "a worker may (re)make this
         volume from the start", which would wipe the file of a volume that is whole."""
-        _require_admin(caller, "reset_status")
+        caller.require_admin("volume_extension:volume_admin_actions:reset_status")
         if status in IN_PROGRESS:
             raise InvalidRequest(
                 f"Invalid status {status}: a volume reset to it would be made again from the "
@@ -516,11 +531,3 @@ def _check_source(request: VolumeCreate, source: VolumeRecord) -> int:
 
 def _has_metadata(volume: VolumeRecord, metadata: Mapping[str, str]) -> bool:
     return all((volume.user_metadata or {}).get(k) == v for k, v in metadata.items())
-
-
-def _require_admin(caller: Caller, action: str) -> None:
-    """What Cinder's default policy keeps for admins (and bootvol's operator)."""
-    if not (caller.is_admin or caller.is_operator):
-        raise Forbidden(
-            f"Policy doesn't allow volume_extension:volume_admin_actions:{action} to be performed."
-        )

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 
 from bootvol.caller import OPERATOR, Caller
-from bootvol.db.models import SnapshotRecord, SnapshotStatus, VolumeStatus
+from bootvol.db.models import SnapshotRecord, SnapshotStatus
 from bootvol.db.records import Records
 from bootvol.db.session import SessionFactory
 from bootvol.errors import BootvolError, Conflict, NotFound
@@ -68,16 +68,9 @@ class SnapshotService:
 
     def create(self, request: SnapshotCreate, *, caller: Caller = OPERATOR) -> SnapshotRecord:
         user_metadata.check(request.metadata)
-        volume = self._volumes.get(request.volume_id, caller=caller)
-        allowed = [VolumeStatus.AVAILABLE]
-        if request.force:
-            allowed.append(VolumeStatus.IN_USE)
-        if volume.status not in allowed or not volume.file or not volume.flexvol:
-            hint = "" if request.force else " (an attached volume needs force)"
-            raise Conflict(
-                f"Invalid volume: volume {volume.id} is {volume.status}; it must be available "
-                f"to be snapshotted{hint}"
-            )
+        volume = self._volumes.copyable(
+            request.volume_id, force=request.force, caller=caller, purpose="snapshotted"
+        )
         record = SnapshotRecord(
             id=str(uuid.uuid4()),
             volume_id=volume.id,

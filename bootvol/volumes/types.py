@@ -26,7 +26,7 @@ from bootvol.caller import OPERATOR, Caller
 from bootvol.db.models import DEFAULT_VOLUME_TYPE_ID, VolumeRecord, VolumeTypeRecord
 from bootvol.db.records import Records
 from bootvol.db.session import SessionFactory
-from bootvol.errors import Conflict, Forbidden, InvalidRequest, NotFound
+from bootvol.errors import Conflict, InvalidRequest, NotFound
 from bootvol.storage.flexvol import FlexVol
 
 FLEXVOL_SPEC = "bootvol:flexvol"
@@ -93,7 +93,7 @@ class VolumeTypeService:
         return record
 
     def create(self, request: TypeCreate, *, caller: Caller = OPERATOR) -> VolumeTypeRecord:
-        _require_admin(caller, "create")
+        caller.require_admin("volume_extension:types_manage:create")
         if not request.name.strip() or len(request.name) > 255:
             raise InvalidRequest("a volume type needs a name of at most 255 characters")
         specs = dict(request.extra_specs or {})
@@ -112,7 +112,7 @@ class VolumeTypeService:
         return record
 
     def delete(self, ref: str, *, caller: Caller = OPERATOR) -> None:
-        _require_admin(caller, "delete")
+        caller.require_admin("volume_extension:types_manage:delete")
         record = self.get(ref, caller=caller)
         if record.id == DEFAULT_VOLUME_TYPE_ID:
             raise InvalidRequest("Default volume type can not be deleted.")
@@ -127,24 +127,17 @@ class VolumeTypeService:
     def set_extra_specs(
         self, ref: str, specs: Mapping[str, str], *, caller: Caller
     ) -> VolumeTypeRecord:
-        _require_admin(caller, "extra_specs:create")
+        caller.require_admin("volume_extension:types_manage:extra_specs:create")
         _boolean_spec(specs.get(REFLINK_SPEC))
         record = self.get(ref, caller=caller)
         merged = {**(record.extra_specs or {}), **specs}
         return self._records.update(record.id, extra_specs=merged)
 
     def delete_extra_spec(self, ref: str, key: str, *, caller: Caller) -> None:
-        _require_admin(caller, "extra_specs:delete")
+        caller.require_admin("volume_extension:types_manage:extra_specs:delete")
         record = self.get(ref, caller=caller)
         specs = dict(record.extra_specs or {})
         if key not in specs:
             raise NotFound(f"Volume Type {record.id} has no extra specs with key {key}.")
         del specs[key]
         self._records.update(record.id, extra_specs=specs)
-
-
-def _require_admin(caller: Caller, action: str) -> None:
-    if not caller.sees_everything:
-        raise Forbidden(
-            f"Policy doesn't allow volume_extension:types_manage:{action} to be performed."
-        )
