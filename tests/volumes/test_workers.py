@@ -363,3 +363,17 @@ def test_worker_process_runs_the_cache_cleaner(make_estate, workers) -> None:
     os.utime(entry, (0, entry.stat().st_mtime))  # last used in 1970: expired
     workers(estate)
     wait_until(lambda: not entry.exists(), timeout=30, what="the worker's cache cleaner")
+
+
+def test_a_flag_set_while_the_volume_is_made_outlives_its_outcome(make_estate) -> None:
+    """`volume create --bootable` sets the flag right after the request, while a worker makes
+    the volume: here it is set at a known point, between accepting and provisioning, so the
+    outcome's write must keep it whatever the machine's speed."""
+    estate = make_estate()
+    volumes = estate.app.volumes
+    record = volumes.accept(VolumeCreate(size_gib=1), caller=OPERATOR)  # no worker runs here
+    volumes.update(record.id, caller=OPERATOR, bootable=True)
+    claim = claim_next(estate.app.sessions, claimant="test-worker", lease_seconds=60)
+    assert claim is not None and claim.volume_id == record.id
+    made = volumes.provisioner.provision(record.id, claimed=claim)
+    assert made.status == VolumeStatus.AVAILABLE and made.bootable
